@@ -1,0 +1,81 @@
+"""Images for image-to-3D: sniff the type, check the size, encode as a data URI.
+
+Pure Python, no third-party imports. The type is decided by the file's magic
+bytes, never by its name, so a renamed GIF is refused before anything is uploaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+
+from .errors import InvalidImageError
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+IMAGE_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_DATA_URI = re.compile(r"^data:(image/(?:png|jpeg|webp));base64,([A-Za-z0-9+/=\s]*)$", re.DOTALL)
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """'png', 'jpeg' or 'webp' from the first bytes, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def image_bytes_to_data_uri(data: bytes, *, name: str = "image") -> str:
+    if not data:
+        raise InvalidImageError(f"The image {name!r} is empty.")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InvalidImageError(
+            f"The image {name!r} is {len(data) / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
+            hint="Scale the image down or save it as JPEG or WebP, then try again.",
+        )
+    kind = sniff_image_type(data[:16])
+    if kind is None:
+        raise InvalidImageError(f"The file {name!r} is not a PNG, JPEG or WebP image.")
+    return f"data:{IMAGE_TYPES[kind]};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def image_file_to_data_uri(path: str | os.PathLike[str]) -> str:
+    """Read an image file and return its data URI, or InvalidImageError saying why not."""
+    name = os.fspath(path)
+    try:
+        size = os.path.getsize(name)
+    except OSError as exc:
+        raise InvalidImageError(
+            f"The image {name!r} cannot be read ({exc.strerror or exc}).",
+            hint="Check the path and that the file exists.",
+        ) from None
+    if size > MAX_IMAGE_BYTES:
+        raise InvalidImageError(
+            f"The image {os.path.basename(name)!r} is {size / 1e6:.1f} MB; the limit is 10 MB.",
+            hint="Scale the image down or save it as JPEG or WebP, then try again.",
+        )
+    with open(name, "rb") as fh:
+        data = fh.read(MAX_IMAGE_BYTES + 1)
+    return image_bytes_to_data_uri(data, name=os.path.basename(name))
+
+
+def check_data_uri(uri: str) -> str:
+    """Validate a data URI as the contract allows it; return it unchanged."""
+    match = _DATA_URI.match(uri or "")
+    if not match:
+        raise InvalidImageError("The image must be a data URI of a PNG, JPEG or WebP image.")
+    payload = re.sub(r"\s+", "", match.group(2))
+    if len(payload) * 3 // 4 > MAX_IMAGE_BYTES + 3:
+        raise InvalidImageError("The image is larger than 10 MB.")
+    try:
+        head = base64.b64decode(payload[:64] + "=" * (-len(payload[:64]) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        raise InvalidImageError("The image data is not valid base64.") from None
+    kind = sniff_image_type(head)
+    if kind is None or IMAGE_TYPES[kind] != match.group(1):
+        raise InvalidImageError("The image data does not match its declared type (PNG, JPEG or WebP).")
+    return uri

@@ -1,0 +1,21 @@
+"""Shared fixtures.
+
+BLENDER_USER_RESOURCES is pointed at a temporary folder before anything can
+import bpy, so no test ever touches the real user's Blender configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+if not os.environ.get("BLENDER_USER_RESOURCES"):
+    os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="hiptah-bur-")
+
+pytest_plugins = ["tests.fixtures_sandbox"]
