@@ -14,9 +14,17 @@ from .errors import *  # noqa: F403  (light: no third-party imports)
 from .errors import __all__ as _error_names
 
 if TYPE_CHECKING:
-    from .http import HiptahClient
-    from .models import GenerateRequest, GenerateResponse, Job, JobStatus, WebhookEvent, WebhookRegistration
-    from .webhooks import verify_webhook
+    # Re-exported lazily through __getattr__ below; listed here for type checkers.
+    from .http import HiptahClient  # noqa: F401
+    from .models import (  # noqa: F401
+        GenerateRequest,
+        GenerateResponse,
+        Job,
+        JobStatus,
+        WebhookEvent,
+        WebhookRegistration,
+    )
+    from .webhooks import WebhookVerificationError, verify_webhook  # noqa: F401
 
 _LAZY = {
     "HiptahClient": "http",
@@ -40,4 +48,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [*_error_names, *_LAZY]  # noqa: PLE0604
+__all__ = [*_error_names, *_LAZY]

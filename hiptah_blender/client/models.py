@@ -19,11 +19,11 @@ from .errors import InvalidPromptError
 from .images import check_data_uri
 from .validation import (
     DEFAULT_FORMAT,
-    is_loopback_host,
     DEFAULT_QUALITY,
     clean_format,
     clean_prompt,
     clean_quality,
+    is_loopback_host,
 )
 
 
@@ -41,7 +41,7 @@ def clean_callback_url(url: str | None) -> str | None:
     )
 
 
-class JobStatus(str, Enum):
+class JobStatus(str, Enum):  # noqa: UP042  (str() and JSON stay as they were)
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"
@@ -66,7 +66,7 @@ class JobStatus(str, Enum):
 def _parse_eta(v: Any) -> float | None:
     try:
         value = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return value if 0 <= value < 86400 else None
 
@@ -150,6 +150,12 @@ class JobError(_Response):
     code: str | None = None
     message: str | None = None
 
+    @field_validator("code", "message", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> str | None:
+        # A numeric code or a structured message must not make a failed job unreadable.
+        return None if v is None else str(v)
+
 
 class Job(_Response):
     """A job as the server describes it (GET /job/{id})."""
@@ -173,7 +179,7 @@ class Job(_Response):
     def _progress(cls, v: Any) -> float | None:
         try:
             value = float(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if value != value:  # NaN
             return None
