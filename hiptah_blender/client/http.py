@@ -57,7 +57,6 @@ from .errors import (
     register_secret,
 )
 from .models import (
-    ErrorBody,
     GenerateRequest,
     GenerateResponse,
     Job,
@@ -164,16 +163,7 @@ def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, s
             except (ValueError, RecursionError):
                 data = None  # truncated or broken JSON: fall through to plain text
             if isinstance(data, dict):
-                parsed = ErrorBody.model_validate(data)
-                code = parsed.error.code if parsed.error else None
-                code = str(data["code"]) if code is None and isinstance(data.get("code"), str | int) else code
-                message = (
-                    (parsed.error.message if parsed.error else None)
-                    or parsed.message
-                    or _detail_text(parsed.detail)
-                    or (str(data["title"]) if isinstance(data.get("title"), str) else None)
-                )
-                return (_short_text(message) if message else None), (_short_text(code, 80) if code else None)
+                return _error_fields(data)
             if data is not None:
                 return _short_text(json.dumps(data)), None
         if "html" in content_type.lower() or text[:1] == "<":
@@ -181,6 +171,23 @@ def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, s
         return _short_text(text), None
     except Exception:  # a body must never turn into a crash
         return None, None
+
+
+def _error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(message, code) from the shapes seen in the wild: {"error": {...}}, {"error": "..."},
+    {"message"}, {"detail"} (FastAPI, also a list of validation errors), {"title"} (RFC 7807)."""
+    error = data.get("error")
+    nested = error if isinstance(error, dict) else {}
+    code = nested.get("code", data.get("code"))
+    message = (
+        _detail_text(nested.get("message"))
+        or (_detail_text(error) if isinstance(error, str) else None)
+        or _detail_text(data.get("message"))
+        or _detail_text(data.get("detail"))
+        or _detail_text(data.get("title"))
+    )
+    code_text = _short_text(str(code), 80) if isinstance(code, str | int) and not isinstance(code, bool) else None
+    return message, code_text
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
@@ -263,8 +270,6 @@ class HiptahClient:
         session: requests.Session | None = getattr(self._local, kind, None)
         if session is None:
             session = requests.Session()
-            # Redirects are handled by hand (credentials are decided per hop).
-            session.max_redirects = 0
             setattr(self._local, kind, session)
             with self._lock:
                 self._sessions.append(session)
@@ -709,8 +714,11 @@ class HiptahClient:
 def _quote_id(job_id: str) -> str:
     if not isinstance(job_id, str) or not job_id.strip():
         raise NotFoundError("No job id was given.")
-    # Dots too: urllib3 would collapse "/job/.." into another path.
-    return quote(job_id, safe="").replace(".", "%2E")
+    # "." and ".." are path segments a proxy may collapse (requests un-escapes %2E),
+    # so they cannot be sent; every other id is one quoted segment.
+    if job_id.strip() in (".", ".."):
+        raise NotFoundError(f"{job_id!r} is not a job id.")
+    return quote(job_id, safe="")
 
 
 def _ssl_reason(exc: requests.exceptions.SSLError) -> str:
