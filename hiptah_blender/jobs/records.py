@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 
-class JobState(str, Enum):
+class JobState(str, Enum):  # noqa: UP042  (StrEnum would change str() output)
     """Local life cycle of a job. Server statuses map onto QUEUED/PROCESSING."""
 
     WAITING = "waiting"  # in the local queue: not sent yet (plan concurrency limit)
@@ -115,6 +115,9 @@ class JobRecord:
     submitted_at: float | None = None
     completed_at: float | None = None  # server reported completed
     finished_at: float | None = None  # reached a finished state locally
+    # Wall-clock time after which the scheduler stops polling (JobTimeoutError); kept
+    # so a restart honours it and retry() can extend it.
+    deadline_at: float | None = None
 
     model_url: str | None = None
     expires_at: str | None = None  # ISO 8601 as the server sent it
