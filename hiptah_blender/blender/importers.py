@@ -1,0 +1,265 @@
+"""Bring a downloaded model into a scene: importer per format, collection,
+placement, naming, provenance and selection, with a clean rollback on failure.
+
+Placement: the imported top-level objects move together so that the bottom centre
+of their combined world bounding box lands on the 3D cursor (or the world origin).
+They are translated only, never rotated or scaled.
+
+Rollback: every ID datablock the importer created (objects, meshes, materials,
+images, collections, ...) is found by diffing ``bpy.data`` before and after, and
+removed on failure; selection and the active object are restored. The scene is
+then exactly as before, and the file stays on disk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import bpy
+from mathutils import Vector
+
+from ..client.errors import HiptahError
+from ..jobs.records import JobRecord
+
+# bpy.data collections an importer may add to; those missing in a Blender version are skipped.
+_ID_COLLECTIONS = (
+    "objects",
+    "meshes",
+    "materials",
+    "images",
+    "textures",
+    "node_groups",
+    "collections",
+    "cameras",
+    "lights",
+    "curves",
+    "armatures",
+    "actions",
+    "worlds",
+    "lattices",
+    "metaballs",
+    "fonts",
+    "volumes",
+    "pointclouds",
+    "hair_curves",
+    "particles",
+    "shape_keys",
+    "grease_pencils",
+    "grease_pencils_v3",
+    "speakers",
+    "lightprobes",
+    "cache_files",
+)
+
+
+class ModelImportError(HiptahError):
+    default_message = "The model could not be imported."
+    hint = "The file is kept: retry the job to download it again, or open the download folder."
+
+
+def slug(prompt: str, *, width: int = 40) -> str:
+    """A short object name from the prompt: "a medieval cart!" -> "a_medieval_cart"."""
+    text = re.sub(r"[^\w]+", "_", prompt.lower()).strip("_")
+    if len(text) > width:
+        text = text[:width].rsplit("_", 1)[0] or text[:width]
+    return text or "hiptah_model"
+
+
+def _import_gltf(path: str, record: JobRecord) -> None:
+    bpy.ops.import_scene.gltf(filepath=path)
+
+
+def _import_fbx(path: str, record: JobRecord) -> None:
+    bpy.ops.import_scene.fbx(filepath=path)
+
+
+def _import_stl(path: str, record: JobRecord) -> None:
+    bpy.ops.wm.stl_import(filepath=path)
+
+
+def _import_usd(path: str, record: JobRecord) -> None:
+    bpy.ops.wm.usd_import(filepath=path)
+
+
+def _import_3mf(path: str, record: JobRecord) -> None:
+    try:
+        from .threemf_import import import_3mf
+    except ImportError:
+        raise ModelImportError(
+            "This version of the add-on cannot import 3MF files yet.",
+            hint=f"The file is kept at {path}; import it with a 3MF add-on, or generate GLB instead.",
+        ) from None
+    import_3mf(path, collection=bpy.context.collection, name_prefix=slug(record.prompt))
+
+
+IMPORTERS: dict[str, Callable[[str, JobRecord], None]] = {
+    "glb": _import_gltf,
+    "gltf": _import_gltf,
+    "fbx": _import_fbx,
+    "stl": _import_stl,
+    "usdz": _import_usd,
+    "usd": _import_usd,
+    "3mf": _import_3mf,
+}
+
+
+def _snapshot_ids() -> dict[str, set[int]]:
+    return {
+        name: {idb.as_pointer() for idb in getattr(bpy.data, name)}
+        for name in _ID_COLLECTIONS
+        if hasattr(bpy.data, name)
+    }
+
+
+def _new_ids(before: dict[str, set[int]]) -> dict[str, list[Any]]:
+    return {
+        name: [idb for idb in getattr(bpy.data, name) if idb.as_pointer() not in known]
+        for name, known in before.items()
+    }
+
+
+def _remove_ids(ids: Iterable[Any]) -> None:
+    items = [i for i in ids if i is not None]
+    if items:
+        bpy.data.batch_remove(items)
+
+
+def target_collection(scene: Any, name: str) -> Any:
+    """The collection ``name`` inside ``scene`` (created and linked when missing)."""
+    for coll in scene.collection.children_recursive:
+        if coll.name == name:
+            return coll
+    coll = bpy.data.collections.new(name)
+    scene.collection.children.link(coll)
+    return coll
+
+
+_GEOMETRY_TYPES = frozenset({"MESH", "CURVE", "SURFACE", "FONT", "META", "POINTCLOUD", "VOLUME", "CURVES"})
+
+
+def _world_bounds(objects: Iterable[Any]) -> tuple[Vector, Vector] | None:
+    """Combined world-space bounding box of the geometry (of the origins when there is none)."""
+    objects = list(objects)
+    geometry = [o for o in objects if o.type in _GEOMETRY_TYPES]
+    points: list[Any] = []
+    if geometry:
+        for obj in geometry:
+            points.extend(obj.matrix_world @ Vector(c) for c in obj.bound_box)
+    else:
+        points = [o.matrix_world.translation.copy() for o in objects]
+    if not points:
+        return None
+    lo = Vector(tuple(min(p[i] for p in points) for i in range(3)))
+    hi = Vector(tuple(max(p[i] for p in points) for i in range(3)))
+    return lo, hi
+
+
+def import_model(
+    context: Any,
+    path: str,
+    fmt: str,
+    *,
+    record: JobRecord,
+    scene: Any = None,
+    collection_name: str = "HiPtah",
+    placement: str = "CURSOR",
+) -> list[Any]:
+    """Import ``path`` into ``scene`` (default: the context's scene). Returns the new
+    top-level objects. Raises ModelImportError with the scene left untouched."""
+    fmt = (fmt or os.path.splitext(path)[1].lstrip(".")).lower()
+    importer = IMPORTERS.get(fmt)
+    if importer is None:
+        raise ModelImportError(f"There is no importer for {fmt!r} files.")
+    if not os.path.isfile(path):
+        raise ModelImportError(
+            f"The model file {path} is missing.",
+            hint="Retry the job to download it again (while its link has not expired).",
+        )
+    scene = scene or context.scene
+    view_layer = context.view_layer
+    selected = [o for o in view_layer.objects if o.select_get()]
+    active = view_layer.objects.active
+
+    before = _snapshot_ids()
+    try:
+        importer(path, record)
+        new = _new_ids(before)
+        objects = new.get("objects", [])
+        if not objects:
+            raise ModelImportError(f"The file {os.path.basename(path)} contains no objects.")
+        roots = _arrange(context, scene, objects, record, collection_name, placement)
+    except Exception as exc:
+        # Undo whatever the importer managed to create, then restore the selection.
+        created = _new_ids(before)
+        _remove_ids(idb for ids in created.values() for idb in ids)
+        _restore_selection(view_layer, selected, active)
+        if isinstance(exc, HiptahError):
+            raise
+        detail = str(exc).strip().replace("Error: ", "").splitlines()
+        raise ModelImportError(
+            f"The {fmt.upper()} file {os.path.basename(path)} could not be imported"
+            + (f" ({detail[0][:200]})" if detail else "")
+            + ".",
+            hint=f"The file is kept in {os.path.dirname(path)}. Retry the job to download it again.",
+        ) from exc
+    # Collections the importer made and left empty are noise in the outliner.
+    for coll in new.get("collections", []):
+        if not coll.objects and not coll.children:
+            bpy.data.collections.remove(coll)
+    return roots
+
+
+def _arrange(
+    context: Any, scene: Any, objects: list[Any], record: JobRecord, collection_name: str, placement: str
+) -> list[Any]:
+    target = target_collection(scene, collection_name)
+    for obj in objects:
+        for coll in list(obj.users_collection):
+            coll.objects.unlink(obj)
+        target.objects.link(obj)
+
+    new_set = set(objects)
+    roots = [o for o in objects if o.parent not in new_set]
+    target_layer = scene.view_layers[0] if scene != context.scene else context.view_layer
+    target_layer.update()
+
+    bounds = _world_bounds(objects)
+    if bounds is not None:
+        lo, hi = bounds
+        anchor = scene.cursor.location.copy() if placement == "CURSOR" else Vector((0.0, 0.0, 0.0))
+        bottom_centre = Vector(((lo.x + hi.x) / 2, (lo.y + hi.y) / 2, lo.z))
+        offset = anchor - bottom_centre
+        for root in roots:
+            root.matrix_world.translation += offset
+        target_layer.update()
+
+    name = slug(record.prompt) if record.prompt else "hiptah_image_model"
+    created = datetime.datetime.fromtimestamp(record.created_at, tz=datetime.UTC).isoformat(timespec="seconds")
+    for root in roots:
+        root.name = name
+        root["hiptah_job_id"] = record.job_id or ""
+        root["hiptah_prompt"] = record.prompt
+        root["hiptah_format"] = record.format
+        root["hiptah_quality"] = record.quality
+        root["hiptah_created"] = created
+
+    for obj in target_layer.objects:
+        if obj.select_get(view_layer=target_layer):
+            obj.select_set(False, view_layer=target_layer)
+    for obj in objects:
+        obj.select_set(True, view_layer=target_layer)
+    target_layer.objects.active = roots[0]
+    return roots
+
+
+def _restore_selection(view_layer: Any, selected: list[Any], active: Any) -> None:
+    try:
+        for obj in view_layer.objects:
+            obj.select_set(obj in selected)
+        view_layer.objects.active = active
+    except ReferenceError:  # an object of the old selection was removed meanwhile
+        pass

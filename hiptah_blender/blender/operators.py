@@ -1,0 +1,374 @@
+"""Operators (all ``hiptah.*``, reachable from F3 through the Add > HiPtah menu).
+
+Thin: each validates its arguments, calls the runtime and turns HiptahError into
+an ERROR report with the cause and what to do (``user_text()``). Every report is
+also kept in ``runtime.REPORTS`` so scripts and tests can read what the user saw.
+"""
+# mypy: disable-error-code="valid-type"
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+from ..client import errors, validation
+from ..jobs.records import JobState
+from . import monitor, runtime
+from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
+from .properties import DEFAULT_ITEM, job_items, scene_settings
+from .settings import ADDON_ID, read_settings
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+    Result = set[OperatorReturnItems]
+
+
+def report(op: Any, level: str, text: str) -> None:
+    op.report({level}, runtime.add_report(level, text))
+
+
+def report_error(op: Any, exc: errors.HiptahError) -> Result:
+    report(op, "ERROR", exc.user_text())
+    return {"CANCELLED"}
+
+
+class _JobOperator:
+    """Shared by the row actions: ``local_id`` names the job; empty means the job
+    selected in the panel's list (so F3 can run them too)."""
+
+    local_id: StringProperty(name="Job", description="Local id of the job; empty for the selected job")
+
+    def resolve(self, context: Any) -> str | None:
+        if self.local_id:
+            return str(self.local_id)
+        wm = context.window_manager
+        items = job_items(wm)
+        index = wm.hiptah_jobs_index
+        return str(items[index].local_id) if 0 <= index < len(items) else None
+
+    def runtime_and_id(self, context: Any) -> tuple[runtime.Runtime, str] | None:
+        local_id = self.resolve(context)
+        rt = runtime.peek() if local_id else None
+        if rt is None or local_id is None or rt.get(local_id) is None:
+            report(self, "ERROR", "No such HiPtah job; select one in the HiPtah panel's job list.")
+            return None
+        return rt, local_id
+
+
+class HIPTAH_OT_generate(bpy.types.Operator):
+    """Generate a 3D model from the prompt with HiPtah and import it when it is ready"""
+
+    bl_idname = "hiptah.generate"
+    bl_label = "Generate 3D Model"
+    bl_options = {"REGISTER", "UNDO"}
+
+    prompt: StringProperty(
+        name="Prompt",
+        description="What to generate; empty uses the prompt in the HiPtah panel",
+        default="",
+    )
+    format: EnumProperty(name="Format", items=[DEFAULT_ITEM, *FORMAT_ITEMS], default="default")
+    quality: EnumProperty(name="Quality", items=[DEFAULT_ITEM, *QUALITY_ITEMS], default="default")
+    wait: BoolProperty(
+        name="Wait",
+        description="Block until the model is ready and imported (the default in background mode); "
+        "otherwise queue the job and return at once",
+        default=False,
+        options={"SKIP_SAVE"},
+    )
+    import_result: BoolProperty(
+        name="Import Result",
+        description="Import the model when it is ready (default: the preference 'Import When Done')",
+        default=True,
+        options={"SKIP_SAVE"},
+    )
+    image_path: StringProperty(
+        name="Image",
+        description="Optional PNG, JPEG or WebP image for image-to-3D (the prompt may then be empty)",
+        default="",
+        subtype="FILE_PATH",
+        options={"SKIP_SAVE"},
+    )
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        # Only the panel's button is greyed out (it sets "hiptah_settings"); scripts and
+        # F3 always get to execute() and receive a report saying what is wrong.
+        panel_settings = getattr(context, "hiptah_settings", None)
+        if panel_settings is None:
+            return True
+        problem = generate_problem(context, panel_settings.prompt)
+        if problem:
+            cls.poll_message_set(problem)
+            return False
+        return True
+
+    def invoke(self, context: Any, event: Any) -> Result:
+        if not self.prompt and not self.image_path and not scene_settings(context.scene).prompt.strip():
+            return context.window_manager.invoke_props_dialog(self, width=480)  # type: ignore[no-any-return]
+        return self.execute(context)
+
+    def _resolved(self, context: Any) -> tuple[str, str, str]:
+        ui = scene_settings(context.scene)
+        settings = read_settings(context)
+        prompt = self.prompt if (self.prompt or self.image_path) else ui.prompt
+        fmt = self.format if self.format != "default" else ui.format
+        quality = self.quality if self.quality != "default" else ui.quality
+        return (
+            prompt,
+            settings.default_format if fmt == "default" else fmt,
+            settings.default_quality if quality == "default" else quality,
+        )
+
+    def execute(self, context: Any) -> Result:
+        prompt, fmt, quality = self._resolved(context)
+        wait = self.wait if self.properties.is_property_set("wait") else bpy.app.background
+        if self.properties.is_property_set("import_result"):
+            auto_import = self.import_result
+        else:
+            auto_import = read_settings(context).auto_import
+        image_path = bpy.path.abspath(self.image_path) if self.image_path else None
+        try:
+            rt = runtime.get(context)
+            record = rt.submit(
+                context, prompt, fmt=fmt, quality=quality, image_path=image_path, auto_import=auto_import
+            )
+        except errors.HiptahError as exc:
+            return report_error(self, exc)
+        if not wait:
+            monitor.ensure_monitor(context)
+            report(self, "INFO", f"HiPtah: queued “{record.label(40)}” ({fmt}, {quality}).")
+            return {"FINISHED"}
+        record = rt.wait_for(record.local_id, context=context)
+        return self._finish_blocking(rt, record)
+
+    def _finish_blocking(self, rt: runtime.Runtime, record: Any) -> Result:
+        label = record.label(40)
+        if record.state is JobState.IMPORTED:
+            names = ", ".join(str(n) for n in record.meta.get("imported_objects", []))
+            report(self, "INFO", f"HiPtah: imported “{label}”{' as ' + names if names else ''}.")
+            return {"FINISHED"}
+        if record.state is JobState.DOWNLOADED:
+            problem = rt.import_errors.get(record.local_id)
+            if problem is not None:
+                report(self, "ERROR", f"HiPtah: “{label}”: {problem.user_text()}")
+                return {"CANCELLED"}
+            report(self, "INFO", f"HiPtah: “{label}” downloaded to {record.file_path}.")
+            return {"FINISHED"}
+        if record.state is JobState.FAILED and record.error is not None:
+            report(self, "ERROR", f"HiPtah: “{label}” failed: {record.error.user_text()}")
+        elif record.state is JobState.CANCELLED:
+            report(self, "ERROR", f"HiPtah: “{label}” was cancelled.")
+        else:
+            report(
+                self,
+                "ERROR",
+                f"HiPtah: “{label}” is still {record.state.value} after waiting; it continues in the "
+                "background and can be imported from the HiPtah panel.",
+            )
+        return {"CANCELLED"}
+
+
+def generate_problem(context: Any, prompt: str, image_path: str = "") -> str | None:
+    """Why the panel's Generate cannot run now (shown greyed out with this reason)."""
+    settings = read_settings(context)
+    problem = settings.configuration_error()
+    if problem is not None:
+        return problem.message
+    return validation.prompt_problem(prompt, allow_empty=bool(image_path))
+
+
+class HIPTAH_OT_cancel_job(_JobOperator, bpy.types.Operator):
+    """Stop a HiPtah job (a job already running on the server may still count against your quota)"""
+
+    bl_idname = "hiptah.cancel_job"
+    bl_label = "Cancel HiPtah Job"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: Any) -> Result:
+        found = self.runtime_and_id(context)
+        if found is None:
+            return {"CANCELLED"}
+        rt, local_id = found
+        rt.cancel(local_id)
+        report(self, "INFO", "HiPtah: job cancelled.")
+        return {"FINISHED"}
+
+
+class HIPTAH_OT_retry_job(_JobOperator, bpy.types.Operator):
+    """Retry a failed or cancelled job: keeps polling the same server job (no new charge) and
+    downloads the model again"""
+
+    bl_idname = "hiptah.retry_job"
+    bl_label = "Retry HiPtah Job"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: Any) -> Result:
+        found = self.runtime_and_id(context)
+        if found is None:
+            return {"CANCELLED"}
+        rt, local_id = found
+        try:
+            record = rt.retry(context, local_id)
+        except errors.HiptahError as exc:
+            return report_error(self, exc)
+        except ValueError as exc:  # already downloaded: nothing to retry
+            report(self, "ERROR", f"HiPtah: {exc} Use Import instead.")
+            return {"CANCELLED"}
+        monitor.ensure_monitor(context)
+        report(self, "INFO", f"HiPtah: retrying “{record.label(40)}”.")
+        return {"FINISHED"}
+
+
+class HIPTAH_OT_import_job(_JobOperator, bpy.types.Operator):
+    """Import the job's downloaded model (again) into the current scene"""
+
+    bl_idname = "hiptah.import_job"
+    bl_label = "Import HiPtah Model"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: Any) -> Result:
+        found = self.runtime_and_id(context)
+        if found is None:
+            return {"CANCELLED"}
+        rt, local_id = found
+        try:
+            roots = rt.import_job(context, local_id, push_undo=False)  # the UNDO flag makes the step
+        except errors.HiptahError as exc:
+            return report_error(self, exc)
+        report(self, "INFO", f"HiPtah: imported {', '.join(o.name for o in roots)}.")
+        return {"FINISHED"}
+
+
+class HIPTAH_OT_remove_job(_JobOperator, bpy.types.Operator):
+    """Remove the job from the list (the downloaded file is kept unless Delete File is on)"""
+
+    bl_idname = "hiptah.remove_job"
+    bl_label = "Remove HiPtah Job"
+    bl_options = {"REGISTER"}
+
+    delete_file: BoolProperty(name="Delete File", description="Also delete the downloaded model file")
+
+    def execute(self, context: Any) -> Result:
+        found = self.runtime_and_id(context)
+        if found is None:
+            return {"CANCELLED"}
+        rt, local_id = found
+        record = rt.get(local_id)
+        rt.remove(local_id)
+        if self.delete_file and record is not None and record.file_path and os.path.isfile(record.file_path):
+            try:
+                os.remove(record.file_path)
+            except OSError as exc:
+                report(self, "WARNING", f"HiPtah: the file {record.file_path} could not be deleted ({exc}).")
+        return {"FINISHED"}
+
+
+class HIPTAH_OT_clear_finished(bpy.types.Operator):
+    """Remove every finished job (imported, downloaded, failed, cancelled) from the list; files are kept"""
+
+    bl_idname = "hiptah.clear_finished"
+    bl_label = "Clear Finished HiPtah Jobs"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: Any) -> Result:
+        rt = runtime.peek()
+        count = rt.clear_finished() if rt is not None else 0
+        report(self, "INFO", f"HiPtah: removed {count} finished job{'s' if count != 1 else ''}.")
+        return {"FINISHED"}
+
+
+class HIPTAH_OT_test_connection(bpy.types.Operator):
+    """Check that the base URL answers and the API key is accepted (waits up to 10 seconds)"""
+
+    bl_idname = "hiptah.test_connection"
+    bl_label = "Test Connection"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: Any) -> Result:
+        try:
+            message = runtime.test_connection(context)
+        except errors.HiptahError as exc:
+            return report_error(self, exc)
+        report(self, "INFO", f"HiPtah: {message}")
+        return {"FINISHED"}
+
+
+class HIPTAH_OT_open_folder(bpy.types.Operator):
+    """Open the folder where HiPtah saves downloaded models"""
+
+    bl_idname = "hiptah.open_folder"
+    bl_label = "Open HiPtah Download Folder"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: Any) -> Result:
+        folder = read_settings(context).download_dir
+        os.makedirs(folder, exist_ok=True)
+        bpy.ops.wm.path_open(filepath=folder)
+        report(self, "INFO", f"HiPtah: models are saved in {folder}")
+        return {"FINISHED"}
+
+
+class HIPTAH_OT_open_preferences(bpy.types.Operator):
+    """Open the HiPtah add-on preferences (API key, base URL, plan)"""
+
+    bl_idname = "hiptah.open_preferences"
+    bl_label = "HiPtah Preferences"
+    bl_options = {"REGISTER"}
+
+    def execute(self, context: Any) -> Result:
+        bpy.ops.preferences.addon_show(module=ADDON_ID)
+        return {"FINISHED"}
+
+
+class VIEW3D_MT_hiptah(bpy.types.Menu):
+    """Add > HiPtah: makes every operator reachable from F3 menu search"""
+
+    bl_idname = "VIEW3D_MT_hiptah"
+    bl_label = "HiPtah"
+
+    def draw(self, context: Any) -> None:
+        layout: Any = self.layout
+        layout.operator_context = "INVOKE_DEFAULT"
+        layout.operator(HIPTAH_OT_generate.bl_idname, text="Generate 3D Model…", icon="MESH_MONKEY")
+        layout.separator()
+        layout.operator(HIPTAH_OT_import_job.bl_idname, text="Import Selected Job", icon="IMPORT")
+        layout.operator(HIPTAH_OT_retry_job.bl_idname, text="Retry Selected Job", icon="FILE_REFRESH")
+        layout.operator(HIPTAH_OT_cancel_job.bl_idname, text="Cancel Selected Job", icon="X")
+        layout.operator(HIPTAH_OT_remove_job.bl_idname, text="Remove Selected Job", icon="TRASH")
+        layout.operator(HIPTAH_OT_clear_finished.bl_idname, text="Clear Finished Jobs")
+        layout.separator()
+        layout.operator(monitor.HIPTAH_OT_monitor.bl_idname, text="Watch Jobs", icon="TIME")
+        layout.operator(HIPTAH_OT_test_connection.bl_idname, icon="URL")
+        layout.operator(HIPTAH_OT_open_folder.bl_idname, text="Open Download Folder", icon="FILE_FOLDER")
+        layout.operator(HIPTAH_OT_open_preferences.bl_idname, text="Preferences…", icon="PREFERENCES")
+
+
+def menu_add(self: Any, context: Any) -> None:
+    self.layout.menu(VIEW3D_MT_hiptah.bl_idname, icon="MESH_MONKEY")
+
+
+CLASSES: tuple[type, ...] = (
+    HIPTAH_OT_generate,
+    HIPTAH_OT_cancel_job,
+    HIPTAH_OT_retry_job,
+    HIPTAH_OT_import_job,
+    HIPTAH_OT_remove_job,
+    HIPTAH_OT_clear_finished,
+    HIPTAH_OT_test_connection,
+    HIPTAH_OT_open_folder,
+    HIPTAH_OT_open_preferences,
+    VIEW3D_MT_hiptah,
+)
+
+
+def register_menus() -> None:
+    bpy.types.VIEW3D_MT_add.append(menu_add)  # type: ignore[arg-type]
+
+
+def unregister_menus() -> None:
+    bpy.types.VIEW3D_MT_add.remove(menu_add)  # type: ignore[arg-type]

@@ -1,0 +1,246 @@
+"""View3D > Sidebar > HiPtah: status, prompt, Generate, and the job list.
+
+draw() runs on every redraw, so it only reads properties, plain-Python snapshots
+from the runtime and ``time.time()``: no pydantic, no I/O, no scheduler calls.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from typing import Any
+
+import bpy
+
+from ..client import errors, validation
+from ..jobs.records import JobRecord, JobState
+from . import runtime
+from .operators import generate_problem
+from .properties import job_items, scene_settings
+from .settings import ADDON_ID, read_settings
+
+STATE_ICONS: dict[JobState, str] = {
+    JobState.WAITING: "SORTTIME",
+    JobState.SUBMITTING: "EXPORT",
+    JobState.QUEUED: "TIME",
+    JobState.PROCESSING: "MOD_REMESH",
+    JobState.DOWNLOADING: "IMPORT",
+    JobState.DOWNLOADED: "FILE_3D",
+    JobState.IMPORTED: "CHECKMARK",
+    JobState.FAILED: "ERROR",
+    JobState.CANCELLED: "CANCEL",
+}
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
+    """Short state for a row: what is happening and how long it takes."""
+    state = record.state
+    if state is JobState.WAITING:
+        return f"waiting (plan allows {max_concurrent} at once)"
+    if state is JobState.SUBMITTING:
+        return "sending"
+    if state in (JobState.QUEUED, JobState.PROCESSING):
+        text = f"{state.value} {duration(record.elapsed(now))}"
+        if record.progress is not None:
+            text = f"{state.value} {record.progress:.0f}%"
+        left = record.remaining(now)
+        if left is not None:
+            text += f", ~{duration(left)} left" if left > 0 else ", any moment"
+        return text
+    if state is JobState.DOWNLOADING:
+        return "downloading"
+    if state is JobState.DOWNLOADED:
+        return f"ready ({duration(record.elapsed(now))})"
+    if state is JobState.IMPORTED:
+        return f"imported ({duration(record.elapsed(now))})"
+    if state is JobState.FAILED:
+        return record.error.message if record.error else "failed"
+    return "cancelled"
+
+
+def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE") -> None:
+    region = getattr(context, "region", None)
+    width = max(20, int((region.width if region is not None else 300) / 7))
+    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
+def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> None:
+    state = record.state
+    if state.is_active:
+        layout.operator("hiptah.cancel_job", text="", icon="X", emboss=emboss).local_id = record.local_id
+    if state in (JobState.FAILED, JobState.CANCELLED):
+        layout.operator("hiptah.retry_job", text="", icon="FILE_REFRESH", emboss=emboss).local_id = record.local_id
+    if state in (JobState.DOWNLOADED, JobState.IMPORTED):
+        layout.operator("hiptah.import_job", text="", icon="IMPORT", emboss=emboss).local_id = record.local_id
+    if state.is_finished:
+        layout.operator("hiptah.remove_job", text="", icon="TRASH", emboss=emboss).local_id = record.local_id
+
+
+class HIPTAH_UL_jobs(bpy.types.UIList):
+    """The job list, newest first (the runtime keeps the mirror in that order)."""
+
+    bl_idname = "HIPTAH_UL_jobs"
+
+    def draw_item(
+        self,
+        context: Any,
+        layout: Any,
+        data: Any,
+        item: Any,
+        icon: int | None,
+        active_data: Any,
+        active_property: str | None,
+        index: int | None = 0,
+        flt_flag: int | None = 0,
+    ) -> None:
+        rt = runtime.peek()
+        record = rt.snapshots.get(item.local_id) if rt is not None else None
+        if record is None:
+            layout.label(text=item.label, icon="QUESTION")
+            return
+        now = time.time()
+        max_concurrent = rt.settings.max_concurrent if rt is not None else 10
+        split = layout.split(factor=0.45, align=True)
+        split.label(text=record.label(40), icon=STATE_ICONS[record.state])
+        right = split.row(align=True)
+        status = status_text(record, now, max_concurrent)
+        fraction = record.estimated_fraction(now)
+        import_error = rt.import_errors.get(record.local_id) if rt is not None else None
+        if record.state.in_flight or record.state is JobState.DOWNLOADING:
+            right.progress(factor=fraction or 0.0, type="BAR", text=status)
+        elif record.state is JobState.FAILED or import_error is not None:
+            sub = right.row(align=True)
+            sub.alert = True
+            sub.label(text=import_error.message if import_error is not None else status)
+        else:
+            right.label(text=status)
+        _row_actions(right, record)
+
+
+class VIEW3D_PT_hiptah(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "HiPtah"
+    bl_label = "HiPtah"
+    bl_idname = "VIEW3D_PT_hiptah"
+
+    def draw(self, context: Any) -> None:
+        layout: Any = self.layout
+        settings = read_settings(context)
+        ui = scene_settings(context.scene)
+        draw_status(layout, context, settings)
+
+        col = layout.column(align=True)
+        col.prop(ui, "prompt", text="", icon="OUTLINER_OB_FONT")
+        prompt = ui.prompt.strip()
+        row = col.row()
+        row.alignment = "RIGHT"
+        row.alert = len(prompt) > validation.MAX_PROMPT_CHARS
+        row.label(text=f"{len(prompt)} / {validation.MAX_PROMPT_CHARS}")
+
+        row = layout.row(align=True)
+        row.prop(ui, "format", text="")
+        row.prop(ui, "quality", text="")
+
+        col = layout.column()
+        col.context_pointer_set("hiptah_settings", ui)
+        row = col.row()
+        row.scale_y = 1.4
+        row.operator("hiptah.generate", text="Generate", icon="MESH_MONKEY")
+        problem = generate_problem(context, ui.prompt)
+        if problem and settings.configuration_error() is None:
+            col.label(text=problem, icon="INFO")
+
+
+def draw_status(layout: Any, context: Any, settings: Any) -> None:
+    """One line saying whether generation can run, and the button that fixes it when not."""
+    box = layout.box()
+    problem = settings.configuration_error()
+    if settings.is_sandbox and not settings.base_url_error:
+        row = box.row()
+        row.alert = True  # a badge that stands out: results come from a test server
+        row.label(text=f"Sandbox: {settings.base_url}", icon="EXPERIMENTAL")
+    if isinstance(problem, errors.OnlineAccessDisabledError):
+        col = box.column()
+        col.alert = True
+        col.label(text="Online access is off", icon="INTERNET_OFFLINE")
+        _wrap(box, context, "Blender blocks network use: allow it in Preferences > System > Network.")
+        box.operator("screen.userpref_show", text="Open System Preferences", icon="PREFERENCES").section = "SYSTEM"
+    elif problem is not None:
+        col = box.column()
+        col.alert = True
+        col.label(text=problem.message, icon="ERROR")
+        op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
+        op.module = ADDON_ID
+    else:
+        rt = runtime.peek()
+        counts = rt.counts() if rt is not None else {}
+        running = sum(n for state, n in counts.items() if state.is_active and state is not JobState.WAITING)
+        waiting = counts.get(JobState.WAITING, 0)
+        if running or waiting:
+            text = f"{running} running" + (f", {waiting} waiting" if waiting else "")
+            text += f" (plan limit {settings.max_concurrent})"
+            box.label(text=text, icon="TIME")
+        else:
+            box.label(text="Ready", icon="CHECKMARK")
+
+
+class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "HiPtah"
+    bl_label = "Jobs"
+    bl_idname = "VIEW3D_PT_hiptah_jobs"
+    bl_parent_id = "VIEW3D_PT_hiptah"
+
+    def draw(self, context: Any) -> None:
+        layout: Any = self.layout
+        wm = context.window_manager
+        items = job_items(wm)
+        rt = runtime.peek()
+        if rt is None or len(items) == 0:
+            layout.label(text="No jobs yet: generated models appear here.", icon="INFO")
+            return
+        layout.template_list("HIPTAH_UL_jobs", "", wm, "hiptah_jobs", wm, "hiptah_jobs_index", rows=3)
+        index = wm.hiptah_jobs_index
+        record = rt.snapshots.get(items[index].local_id) if 0 <= index < len(items) else None
+        if record is not None:
+            draw_job_details(layout.box(), context, rt, record)
+        row = layout.row()
+        row.operator("hiptah.clear_finished", text="Clear Finished", icon="TRASH")
+        row.operator("hiptah.open_folder", text="", icon="FILE_FOLDER")
+
+
+def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None:
+    now = time.time()
+    _wrap(box, context, record.prompt or f"Image: {record.image_path}", icon=STATE_ICONS[record.state])
+    box.label(text=f"{record.format.upper()}, {record.quality}" + (f", job {record.job_id}" if record.job_id else ""))
+    if record.state.is_active:
+        fraction = record.estimated_fraction(now)
+        box.progress(factor=fraction or 0.0, type="BAR", text=status_text(record, now, rt.settings.max_concurrent))
+    else:
+        box.label(text=f"{record.state.value.capitalize()} after {duration(record.elapsed(now))}")
+    problem = rt.import_errors.get(record.local_id) or (record.error if record.state is JobState.FAILED else None)
+    if problem is not None:
+        col = box.column(align=True)
+        col.alert = True
+        _wrap(col, context, problem.message, icon="ERROR")
+        if problem.hint:
+            _wrap(box, context, problem.hint, icon="INFO")
+    row = box.row(align=True)
+    _row_actions(row, record, emboss=True)
+
+
+CLASSES: tuple[type, ...] = (HIPTAH_UL_jobs, VIEW3D_PT_hiptah, VIEW3D_PT_hiptah_jobs)

@@ -1,0 +1,69 @@
+"""Blender-side data: the panel's inputs (per scene) and the job list mirror (per session).
+
+``Scene.hiptah`` holds prompt, format and quality: saved with the .blend, like any
+other scene setting. ``WindowManager.hiptah_jobs`` mirrors the scheduler's jobs for
+the UIList; window-manager properties registered from Python are never written to
+.blend files, and the runtime refills the mirror from its snapshots.
+"""
+# mypy: disable-error-code="valid-type"
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import bpy
+from bpy.props import CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+
+from ..client.validation import MAX_PROMPT_CHARS
+from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
+
+DEFAULT_ITEM = ("default", "Default", "Use the default from the add-on preferences")
+
+
+class HiptahSceneSettings(bpy.types.PropertyGroup):
+    prompt: StringProperty(
+        name="Prompt",
+        description=f"Describe the model to generate (1 to {MAX_PROMPT_CHARS} characters, no HTML)",
+        default="",
+    )
+    format: EnumProperty(name="Format", items=[DEFAULT_ITEM, *FORMAT_ITEMS], default="default")
+    quality: EnumProperty(name="Quality", items=[DEFAULT_ITEM, *QUALITY_ITEMS], default="default")
+
+
+class HiptahJobItem(bpy.types.PropertyGroup):
+    """One row of the job list. Only identity and what the UIList filters on: the row's
+    details come from the runtime's plain-Python snapshot, so draw() stays cheap."""
+
+    local_id: StringProperty()
+    label: StringProperty()
+    state: StringProperty()
+
+
+def scene_settings(scene: Any) -> HiptahSceneSettings:
+    return cast(HiptahSceneSettings, scene.hiptah)
+
+
+def job_items(wm: Any) -> Any:
+    """The WindowManager collection (bpy_prop_collection of HiptahJobItem)."""
+    return wm.hiptah_jobs
+
+
+CLASSES: tuple[type, ...] = (HiptahSceneSettings, HiptahJobItem)
+
+
+def register_properties() -> None:
+    bpy.types.Scene.hiptah = PointerProperty(type=HiptahSceneSettings)  # type: ignore[attr-defined]
+    bpy.types.WindowManager.hiptah_jobs = CollectionProperty(type=HiptahJobItem)  # type: ignore[attr-defined]
+    bpy.types.WindowManager.hiptah_jobs_index = IntProperty(  # type: ignore[attr-defined]
+        name="Selected Job", default=0, min=0
+    )
+
+
+def unregister_properties() -> None:
+    for owner, name in (
+        (bpy.types.WindowManager, "hiptah_jobs_index"),
+        (bpy.types.WindowManager, "hiptah_jobs"),
+        (bpy.types.Scene, "hiptah"),
+    ):
+        if hasattr(owner, name):
+            delattr(owner, name)

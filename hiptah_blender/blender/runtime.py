@@ -1,0 +1,403 @@
+"""The process-wide job runtime: one Scheduler, stepped on Blender's main thread.
+
+Nothing here runs by itself. The modal monitor (interactive Blender), the
+blocking ``wait_for`` (scripts, background mode) and tests all call ``step()``:
+``scheduler.tick()`` (never blocks; HTTP happens on the scheduler's workers),
+then the main-thread part of each event: import downloaded models, refresh the
+job list mirror, redraw the sidebar.
+
+The Scheduler (and with it requests and pydantic) is created only when a job is
+submitted or the job history on disk has jobs, never at registration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import bpy
+
+from ..client import errors
+from ..jobs.records import ErrorInfo, JobEvent, JobRecord, JobState
+from .importers import ModelImportError, import_model
+from .settings import Settings, read_settings, store_path
+
+if TYPE_CHECKING:
+    from ..client.http import HiptahClient
+    from ..jobs.scheduler import Scheduler, SchedulerConfig
+
+# (level, text) of the latest reports, newest last: what the user was told, readable by
+# tests and scripts (background Blender prints reports but does not keep them).
+REPORTS: deque[tuple[str, str]] = deque(maxlen=200)
+
+_REDRAW_EVERY = 0.25  # seconds between sidebar redraws while jobs run (progress bars)
+_runtime: Runtime | None = None
+
+
+def add_report(level: str, text: str) -> str:
+    text = errors.redact(text)
+    REPORTS.append((level, text))
+    return text
+
+
+def addon_version() -> str:
+    """The version from blender_manifest.toml (inside the installed extension, or at the
+    repository root in a checkout); the manifest is the single source of it."""
+    import tomllib
+
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for folder in (package_dir, os.path.dirname(package_dir)):
+        try:
+            with open(os.path.join(folder, "blender_manifest.toml"), "rb") as fh:
+                return str(tomllib.load(fh).get("version", "0"))
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    return "0"
+
+
+def _user_agent() -> str:
+    return f"hiptah-blender/{addon_version()} Blender/{bpy.app.version_string}"
+
+
+def tag_redraw() -> None:
+    """Redraw the 3D Viewport sidebars (the HiPtah panel lives there)."""
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    for window in wm.windows:
+        screen = window.screen
+        if screen is None:
+            continue
+        for area in screen.areas:
+            if area.type == "VIEW_3D":
+                for region in area.regions:
+                    if region.type == "UI":
+                        region.tag_redraw()
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        from ..jobs.scheduler import Scheduler
+        from ..jobs.store import JobStore
+
+        self.settings = settings
+        self.user_agent = _user_agent()
+        os.makedirs(settings.download_dir, exist_ok=True)
+        self.scheduler: Scheduler = Scheduler(self._make_client, JobStore(store_path()), self._config(settings))
+        self.snapshots: dict[str, JobRecord] = {}
+        self.order: list[str] = []
+        # Import failures are local to this session (the job stays DOWNLOADED, file kept).
+        self.import_errors: dict[str, ErrorInfo] = {}
+        self.notices: list[tuple[str, str]] = []  # reports for the monitor to show
+        self.undo_pushes = 0
+        self._last_redraw = 0.0
+        if self.scheduler.warning:
+            self._notice("WARNING", self.scheduler.warning)
+        self.sync()
+
+    # ------------------------------------------------------------------ settings
+    def _config(self, settings: Settings) -> SchedulerConfig:
+        from ..jobs.scheduler import SchedulerConfig
+
+        base = getattr(getattr(self, "scheduler", None), "config", None) or SchedulerConfig(
+            download_dir=settings.download_dir
+        )
+        return dataclasses.replace(
+            base,
+            max_concurrent=settings.max_concurrent,
+            poll_interval=settings.poll_interval,
+            job_deadline=settings.job_deadline,
+            download_dir=settings.download_dir,
+        )
+
+    def refresh_settings(self, context: Any = None) -> Settings:
+        """Re-read preferences + environment (main thread) and hand changes to the
+        scheduler: it rebuilds its client lazily, operations under way finish as they are."""
+        settings = read_settings(context)
+        if settings != self.settings:
+            os.makedirs(settings.download_dir, exist_ok=True)
+            self.settings = settings
+            self.scheduler.reconfigure(client_factory=self._make_client, config=self._config(settings))
+        return self.settings
+
+    def _make_client(self) -> HiptahClient:
+        """Called by the scheduler (maybe on a worker thread): uses the settings
+        snapshot taken on the main thread, never bpy."""
+        settings = self.settings
+        settings.check()  # no key, bad URL or online access off: the job fails with the fix
+        from ..client.http import HiptahClient
+
+        return HiptahClient(
+            settings.api_key,
+            settings.base_url,
+            ca_bundle=settings.ca_bundle,
+            user_agent=self.user_agent,
+        )
+
+    # ------------------------------------------------------------------ jobs
+    def submit(
+        self,
+        context: Any,
+        prompt: str,
+        *,
+        fmt: str,
+        quality: str,
+        image_path: str | None = None,
+        auto_import: bool = True,
+    ) -> JobRecord:
+        """Queue a generation (validated; raises HiptahError with the user's fix)."""
+        settings = self.refresh_settings(context)
+        settings.check()
+        scene = context.scene
+        record = self.scheduler.submit(
+            prompt,
+            format=fmt,
+            quality=quality,
+            image_path=image_path or None,
+            meta={"scene": scene.name, "blend": bpy.data.filepath, "auto_import": auto_import},
+        )
+        self.sync()
+        return record
+
+    def has_active(self) -> bool:
+        return self.scheduler.has_active()
+
+    def get(self, local_id: str) -> JobRecord | None:
+        return self.scheduler.get(local_id)
+
+    def cancel(self, local_id: str) -> None:
+        self.scheduler.cancel(local_id)
+        self.step()
+
+    def retry(self, context: Any, local_id: str) -> JobRecord:
+        self.refresh_settings(context)
+        self.settings.check()
+        self.import_errors.pop(local_id, None)
+        record = self.scheduler.retry(local_id)
+        self.step(context)
+        return record
+
+    def remove(self, local_id: str) -> None:
+        self.scheduler.remove(local_id)
+        self.import_errors.pop(local_id, None)
+        self.step()
+
+    def clear_finished(self) -> int:
+        count = self.scheduler.clear_finished()
+        self.import_errors = {k: v for k, v in self.import_errors.items() if k in self.snapshots}
+        self.step()
+        return count
+
+    def import_job(self, context: Any, local_id: str, *, scene: Any = None, push_undo: bool) -> list[Any]:
+        """Import a downloaded job's file on the main thread. Raises ModelImportError
+        (kept in ``import_errors`` for the panel); the job stays DOWNLOADED then."""
+        record = self.scheduler.get(local_id)
+        if record is None:
+            raise ModelImportError("This job is no longer in the list.", hint="")
+        if record.state not in (JobState.DOWNLOADED, JobState.IMPORTED) or not record.file_path:
+            raise ModelImportError(
+                "This job has no downloaded model yet.", hint="Wait until it is downloaded, or retry it."
+            )
+        settings = self.refresh_settings(context)
+        try:
+            roots = import_model(
+                context,
+                record.file_path,
+                record.format,
+                record=record,
+                scene=scene,
+                collection_name=settings.collection_name,
+                placement=settings.placement,
+            )
+        except ModelImportError as exc:
+            self.import_errors[local_id] = ErrorInfo.from_exception(exc)
+            self.sync()
+            raise
+        self.import_errors.pop(local_id, None)
+        self.scheduler.mark_imported(local_id, [o.name for o in roots])  # kept in meta["imported_objects"]
+        if push_undo:
+            # One undo step for the whole import when no operator with the UNDO flag wraps it.
+            bpy.ops.ed.undo_push(message="HiPtah import")
+            self.undo_pushes += 1
+        self.sync()
+        return roots
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, context: Any = None, *, push_undo: bool = True) -> list[JobEvent]:
+        """One main-thread step: tick the scheduler, import what finished downloading,
+        refresh the job list and the sidebar. Cheap when nothing happened."""
+        context = context or bpy.context
+        events = self.scheduler.tick()
+        for event in events:
+            self._apply(context, event, push_undo)
+        now = time.monotonic()
+        if events:
+            self.sync()
+        if events or (self.snapshots and now - self._last_redraw >= _REDRAW_EVERY and self.has_active()):
+            self._last_redraw = now
+            tag_redraw()
+        return events
+
+    def _apply(self, context: Any, event: JobEvent, push_undo: bool) -> None:
+        job = event.job
+        if event.kind == "removed":
+            self.import_errors.pop(job.local_id, None)
+            return
+        if job.state is JobState.FAILED and event.previous_state is not JobState.FAILED:
+            text = job.error.user_text() if job.error else "The job failed."
+            self._notice("ERROR", f"HiPtah: “{job.label(30)}” failed: {text}")
+        elif job.state is JobState.DOWNLOADED and event.previous_state is not JobState.DOWNLOADED:
+            self._auto_import(context, job.local_id, push_undo)
+
+    def _auto_import(self, context: Any, local_id: str, push_undo: bool) -> None:
+        record = self.scheduler.get(local_id)
+        if record is None or record.state is not JobState.DOWNLOADED:
+            return  # already imported (several events for one job in one tick)
+        meta = record.meta
+        if not meta.get("auto_import", True):
+            self._notice("INFO", f"HiPtah: “{record.label(30)}” is downloaded; import it from the HiPtah panel.")
+            return
+        scene = bpy.data.scenes.get(meta.get("scene", ""))
+        if scene is None or meta.get("blend", "") != bpy.data.filepath:
+            # Another file is open now: never drop a model into an unrelated scene.
+            self._notice(
+                "INFO",
+                f"HiPtah: “{record.label(30)}” is downloaded; its scene is not open, import it from the panel.",
+            )
+            return
+        try:
+            roots = self.import_job(context, local_id, scene=scene, push_undo=push_undo)
+        except errors.HiptahError as exc:
+            self._notice("ERROR", f"HiPtah: “{record.label(30)}”: {exc.user_text()}")
+            return
+        self._notice("INFO", f"HiPtah: imported “{record.label(30)}” as {roots[0].name}.")
+
+    def _notice(self, level: str, text: str) -> None:
+        self.notices.append((level, add_report(level, text)))
+
+    def take_notices(self) -> list[tuple[str, str]]:
+        notices, self.notices = self.notices, []
+        return notices
+
+    def wait_for(
+        self, local_id: str, timeout: float | None = None, *, context: Any = None, interval: float = 0.05
+    ) -> JobRecord:
+        """Step until the job is finished (imported when it auto-imports), or ``timeout``
+        (default: the job deadline plus a margin) passes. Blocks the caller."""
+        limit = time.monotonic() + (self.settings.job_deadline + 60.0 if timeout is None else timeout)
+        while True:
+            self.step(context, push_undo=False)
+            record = self.scheduler.get(local_id)
+            if record is None:
+                raise ModelImportError("The job was removed while waiting for it.", hint="")
+            if record.state.is_finished or time.monotonic() >= limit:
+                return record
+            time.sleep(interval)
+
+    # ------------------------------------------------------------------ the list mirror
+    def sync(self) -> None:
+        """Refresh snapshots and the WindowManager collection the UIList draws."""
+        jobs = self.scheduler.jobs()
+        self.snapshots = {job.local_id: job for job in jobs}
+        self.order = [job.local_id for job in jobs]
+        sync_mirror(jobs)
+
+    def counts(self) -> dict[JobState, int]:
+        out: dict[JobState, int] = {}
+        for job in self.snapshots.values():
+            out[job.state] = out.get(job.state, 0) + 1
+        return out
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=False)
+
+
+def sync_mirror(jobs: list[JobRecord]) -> None:
+    wm = bpy.context.window_manager
+    items = getattr(wm, "hiptah_jobs", None) if wm is not None else None
+    if items is None:
+        return
+    wanted = [(job.local_id, job.state.value, job.label(60)) for job in jobs]
+    if [(i.local_id, i.state, i.label) for i in items] == wanted:
+        return
+    index = wm.hiptah_jobs_index  # type: ignore[union-attr]
+    selected = items[index].local_id if 0 <= index < len(items) else ""
+    items.clear()
+    for local_id, state, label in wanted:
+        item = items.add()
+        item.local_id, item.state, item.label = local_id, state, label
+        item.name = label  # the UIList's built-in name filter searches this
+    ids = [w[0] for w in wanted]
+    wm.hiptah_jobs_index = ids.index(selected) if selected in ids else 0  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------- module API
+def peek() -> Runtime | None:
+    """The runtime if one exists (never creates it: for draw code)."""
+    return _runtime
+
+
+def get(context: Any = None) -> Runtime:
+    """The runtime, created on first use (imports the scheduler, loads the history)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(read_settings(context))
+    return _runtime
+
+
+def step(context: Any = None, *, push_undo: bool = True) -> list[JobEvent]:
+    runtime = _runtime
+    return runtime.step(context, push_undo=push_undo) if runtime is not None else []
+
+
+def wait_for(local_id: str, timeout: float | None = None, *, context: Any = None) -> JobRecord:
+    return get(context).wait_for(local_id, timeout, context=context)
+
+
+def has_active() -> bool:
+    return _runtime is not None and _runtime.has_active()
+
+
+def history_exists() -> bool:
+    path = store_path()
+    return os.path.isfile(path) and os.path.getsize(path) > 0
+
+
+def resume_if_needed(context: Any = None) -> bool:
+    """After a restart or on file load: bring up the runtime when the history has jobs
+    (unfinished ones resume). Returns True when jobs are active."""
+    if _runtime is None:
+        if not history_exists():
+            return False
+        get(context)
+    else:
+        _runtime.sync()  # a loaded file brings a new WindowManager: refill the mirror
+    return has_active()
+
+
+def shutdown() -> None:
+    """Stop the scheduler and forget the runtime (unregister); the history stays on disk."""
+    global _runtime
+    runtime, _runtime = _runtime, None
+    if runtime is not None:
+        runtime.shutdown()
+
+
+def test_connection(context: Any = None, *, timeout: float = 10.0) -> str:
+    """Check key + URL synchronously with a short timeout. Raises HiptahError."""
+    settings = _runtime.refresh_settings(context) if _runtime is not None else read_settings(context)
+    settings.check()
+    from ..client.http import HiptahClient
+
+    client = HiptahClient(
+        settings.api_key,
+        settings.base_url,
+        timeout=timeout,
+        max_retries=1,
+        ca_bundle=settings.ca_bundle,
+        user_agent=_user_agent(),
+    )
+    return client.check_connection()

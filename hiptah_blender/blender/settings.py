@@ -1,0 +1,155 @@
+"""Effective settings: add-on preferences overlaid with environment variables.
+
+Read on the main thread (Blender data must not be touched from worker threads)
+into a frozen snapshot that the runtime hands to worker-side factories. Cheap
+enough for panel draw(): a dozen property reads and two ``os.environ`` lookups.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import bpy
+
+from ..client import errors, validation
+
+if TYPE_CHECKING:
+    from .preferences import HiptahPreferences
+
+# The add-on's module name: "hiptah_blender" from the repository,
+# "bl_ext.user_default.hiptah_blender" when installed as an extension.
+ADDON_ID: str = (__package__ or "hiptah_blender.blender").rpartition(".")[0]
+
+ENV_API_KEY = "HIPTAH_API_KEY"
+ENV_BASE_URL = "HIPTAH_BASE_URL"
+
+PLAN_LIMITS: dict[str, int] = {"CREATOR": 10, "PRO": 30}
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str = ""
+    api_key_from_env: bool = False
+    base_url: str = validation.DEFAULT_BASE_URL
+    base_url_from_env: bool = False
+    base_url_error: str | None = None  # why base_url is unusable, None when fine
+    max_concurrent: int = 10
+    default_format: str = validation.DEFAULT_FORMAT
+    default_quality: str = validation.DEFAULT_QUALITY
+    poll_interval: float = 2.0
+    job_deadline: float = 600.0
+    download_dir: str = ""
+    ca_bundle: str | None = None
+    auto_import: bool = True
+    placement: str = "CURSOR"  # or "ORIGIN"
+    collection_name: str = "HiPtah"
+    online_access: bool = False
+
+    def __repr__(self) -> str:  # never show the key, even in a debugger or a log
+        return f"Settings(base_url={self.base_url!r}, api_key={'***' if self.api_key else ''!r})"
+
+    @property
+    def is_sandbox(self) -> bool:
+        return validation.is_sandbox_url(self.base_url)
+
+    def configuration_error(self) -> errors.ConfigurationError | None:
+        """What stops any request right now, as the error the user would be shown."""
+        if self.base_url_error:
+            return errors.InvalidBaseURLError(self.base_url_error)
+        try:
+            validation.clean_api_key(self.api_key)
+        except errors.MissingAPIKeyError as exc:
+            return exc
+        if not self.online_access and not self.is_sandbox:
+            return errors.OnlineAccessDisabledError()
+        return None
+
+    def check(self) -> None:
+        """Raise the configuration error, if any (before creating a client or a job)."""
+        problem = self.configuration_error()
+        if problem is not None:
+            raise problem
+
+
+def addon_preferences(context: Any = None) -> HiptahPreferences | None:
+    """The add-on's preferences, or None when it is registered without being enabled
+    through addon_utils (then defaults + environment apply)."""
+    prefs = (context or bpy.context).preferences
+    if prefs is None:
+        return None
+    addon = prefs.addons.get(ADDON_ID)
+    return addon.preferences if addon is not None else None  # type: ignore[return-value]
+
+
+def user_dir(*parts: str, create: bool = True) -> str:
+    """A writable per-user folder for this add-on, created when missing (unless ``create``
+    is False: for display in draw code, which must not touch the disk).
+
+    Installed as an extension: Blender's extension user folder, which survives
+    upgrades. Registered from a source checkout (tests, development): a
+    "hiptah_blender" folder in Blender's user config, else the temp folder.
+    """
+    sub = os.path.join(*parts) if parts else ""
+    try:
+        path = bpy.utils.extension_path_user(ADDON_ID, path=sub, create=create)
+        if path:
+            return str(path)
+    except ValueError:  # "package does not name an extension"
+        pass
+    base = bpy.utils.user_resource("CONFIG", path="hiptah_blender", create=create) or os.path.join(
+        tempfile.gettempdir(), "hiptah_blender"
+    )
+    path = os.path.join(base, sub) if sub else base
+    if create:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def default_download_dir(*, create: bool = True) -> str:
+    return user_dir("models", create=create)
+
+
+def store_path() -> str:
+    return os.path.join(user_dir(), "jobs.json")
+
+
+def read_settings(context: Any = None) -> Settings:
+    """The effective settings now. Registers the key as a secret so no error or report
+    can ever echo it."""
+    prefs = addon_preferences(context)
+    values: dict[str, Any] = {}
+    if prefs is not None:
+        plan = str(prefs.plan)
+        values.update(
+            api_key=str(prefs.api_key).strip(),
+            base_url=str(prefs.base_url).strip() or validation.DEFAULT_BASE_URL,
+            max_concurrent=PLAN_LIMITS.get(plan, max(1, int(prefs.concurrent_limit))),
+            default_format=str(prefs.default_format),
+            default_quality=str(prefs.default_quality),
+            poll_interval=float(prefs.poll_interval),
+            job_deadline=float(prefs.job_deadline),
+            download_dir=bpy.path.abspath(str(prefs.download_dir)).strip(),
+            ca_bundle=bpy.path.abspath(str(prefs.ca_bundle)).strip() or None,
+            auto_import=bool(prefs.auto_import),
+            placement=str(prefs.placement),
+            collection_name=str(prefs.collection_name).strip() or "HiPtah",
+        )
+    env_key = os.environ.get(ENV_API_KEY, "").strip()
+    if env_key:
+        values["api_key"] = env_key
+        values["api_key_from_env"] = True
+    env_url = os.environ.get(ENV_BASE_URL, "").strip()
+    if env_url:
+        values["base_url"] = env_url
+        values["base_url_from_env"] = True
+    try:
+        values["base_url"] = validation.clean_base_url(values.get("base_url", validation.DEFAULT_BASE_URL))
+    except errors.InvalidBaseURLError as exc:
+        values["base_url_error"] = exc.message
+    if not values.get("download_dir"):
+        values["download_dir"] = default_download_dir(create=False)  # created by the runtime, not in draw()
+    errors.register_secret(values.get("api_key"))
+    return Settings(online_access=bool(bpy.app.online_access), **values)
