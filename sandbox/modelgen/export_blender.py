@@ -1,0 +1,183 @@
+"""FBX and USDZ through Blender's own exporters (the `bpy` module).
+
+bpy is one process-wide Blender: every call takes `_BPY_LOCK`, starts from
+factory settings with an empty scene, builds objects from the model's parts
+(foreach_set, no operators), exports into a private temp dir, reads the bytes
+back and resets the scene again so no data leaks into the next call.
+
+FBX determinism: Blender stamps the export time into the header
+(CreationTimeStamp); `_pin_fbx_timestamp` rewrites it to 1970-01-01 00:00:00 so
+the same model gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import re
+import struct
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model import Model, ModelPart
+
+_BPY_LOCK = threading.Lock()
+SMOOTH_ANGLE = math.radians(35.0)  # same hard-edge threshold as the GLB writer
+
+
+def _bpy() -> Any:
+    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="modelgen-bur-"))
+    import bpy
+
+    return bpy
+
+
+def _material(bpy: Any, mp: ModelPart, tmp: Path, cache: dict[object, Any]) -> Any:
+    part, m = mp.part, mp.material
+    key = (m, part.name if part.texture_png else None)
+    if key in cache:
+        return cache[key]
+    mat = bpy.data.materials.new(m.name)
+    mat.diffuse_color = m.color
+    mat.metallic = m.metallic
+    mat.roughness = m.roughness
+    if mat.node_tree is None:  # Blender < 5.0 creates the node tree on demand
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    bsdf.inputs["Base Color"].default_value = m.color
+    bsdf.inputs["Metallic"].default_value = m.metallic
+    bsdf.inputs["Roughness"].default_value = m.roughness
+    if m.transparent:
+        bsdf.inputs["Alpha"].default_value = m.color[3]
+        if hasattr(mat, "surface_render_method"):
+            mat.surface_render_method = "BLENDED"
+    if any(m.emissive):
+        bsdf.inputs["Emission Color"].default_value = (*m.emissive, 1.0)
+        bsdf.inputs["Emission Strength"].default_value = 1.0
+    if part.texture_png is not None:
+        # The image as a file next to the export, so both exporters can pack it.
+        png = tmp / f"{re.sub(r'[^A-Za-z0-9_]+', '_', part.name)}_basecolor.png"
+        png.write_bytes(part.texture_png)
+        img = bpy.data.images.load(str(png))
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.image = img
+        if m.color[:3] != (1.0, 1.0, 1.0):
+            mix = nodes.new("ShaderNodeMix")
+            mix.data_type = "RGBA"
+            mix.blend_type = "MULTIPLY"
+            mix.inputs["Factor"].default_value = 1.0
+            links.new(tex.outputs["Color"], mix.inputs["A"])
+            mix.inputs["B"].default_value = m.color
+            links.new(mix.outputs["Result"], bsdf.inputs["Base Color"])
+        else:
+            links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    cache[key] = mat
+    return mat
+
+
+def _mesh_object(bpy: Any, mp: ModelPart, mat: Any) -> Any:
+    part = mp.part
+    verts = np.asarray(part.mesh.vertices, dtype=np.float32)
+    faces = np.asarray(part.mesh.faces, dtype=np.int32)
+    me = bpy.data.meshes.new(part.name)
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", verts.ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    me.update(calc_edges=True)
+    me.validate(clean_customdata=False)
+    if part.uv is not None:
+        layer = me.uv_layers.new(name="UVMap")
+        layer.data.foreach_set("uv", np.asarray(part.uv, dtype=np.float32)[faces.ravel()].ravel())
+    if part.vertex_colors is not None:
+        attr = me.color_attributes.new(name="Color", type="BYTE_COLOR", domain="POINT")
+        attr.data.foreach_set("color_srgb",
+                              (part.vertex_colors.astype(np.float32) / 255.0).ravel())
+    me.shade_smooth()
+    me.set_sharp_from_angle(angle=SMOOTH_ANGLE)
+    me.materials.append(mat)
+    return bpy.data.objects.new(part.name, me)
+
+
+def _build_scene(bpy: Any, model: Model, tmp: Path) -> None:
+    scene = bpy.context.scene
+    scene.unit_settings.system = "METRIC"
+    scene.unit_settings.scale_length = 1.0
+    root = bpy.data.objects.new(model.name, None)
+    scene.collection.objects.link(root)
+    cache: dict[object, Any] = {}
+    for mp in model.parts:
+        obj = _mesh_object(bpy, mp, _material(bpy, mp, tmp, cache))
+        scene.collection.objects.link(obj)
+        obj.parent = root
+
+
+_FBX_STAMP = [b"Year", b"Month", b"Day", b"Hour", b"Minute", b"Second", b"Millisecond"]
+_FBX_EPOCH = [1970, 1, 1, 0, 0, 0, 0]
+
+
+def _pin_fbx_timestamp(data: bytes) -> bytes:
+    """Overwrite CreationTimeStamp's int32 fields (name length byte, name, 'I', value)."""
+    out = bytearray(data)
+    anchor = out.find(b"CreationTimeStamp")
+    if anchor < 0:
+        return data
+    for name, value in zip(_FBX_STAMP, _FBX_EPOCH, strict=True):
+        needle = bytes([len(name)]) + name + b"I"
+        at = out.find(needle, anchor)
+        if at < 0 or at - anchor > 512:
+            continue
+        out[at + len(needle): at + len(needle) + 4] = struct.pack("<i", value)
+    return bytes(out)
+
+
+def export(model: Model, fmt: str) -> bytes:
+    """FBX (binary 7.4) or USDZ bytes for `model`."""
+    if fmt not in ("fbx", "usdz"):
+        raise ValueError(f"export_blender handles fbx and usdz, not {fmt!r}")
+    with _BPY_LOCK, tempfile.TemporaryDirectory(prefix="modelgen-") as tmpdir:
+        bpy = _bpy()
+        tmp = Path(tmpdir)
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        try:
+            _build_scene(bpy, model, tmp)
+            out = tmp / f"{model.name}.{fmt}"
+            if fmt == "fbx":
+                with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress
+                    bpy.ops.export_scene.fbx(
+                        filepath=str(out), check_existing=False, use_selection=False,
+                        object_types={"EMPTY", "MESH"}, apply_unit_scale=True,
+                        axis_forward="-Z", axis_up="Y", mesh_smooth_type="FACE",
+                        colors_type="SRGB", bake_anim=False, path_mode="COPY",
+                        embed_textures=True, use_metadata=True,
+                    )
+                data = _pin_fbx_timestamp(out.read_bytes())
+                # Texture paths name the random temp dir: pin it to a same-length
+                # placeholder (equal length keeps every FBX length field valid).
+                random_dir = str(tmp).encode()
+                fixed = str(tmp.parent / ("modelgen-" + "0" * (len(tmp.name) - 9))).encode()
+                if len(fixed) == len(random_dir):
+                    data = data.replace(random_dir, fixed)
+                return data
+            bpy.ops.wm.usd_export(
+                filepath=str(out), check_existing=False, selected_objects_only=False,
+                export_animation=False, export_uvmaps=True, export_mesh_colors=True,
+                export_normals=True, export_materials=True, generate_preview_surface=True,
+                convert_orientation=True, export_global_forward_selection="NEGATIVE_Z",
+                export_global_up_selection="Y", root_prim_path=f"/{model.name}",
+                export_lights=False, export_cameras=False, relative_paths=True,
+                convert_scene_units="METERS",
+            )
+            return out.read_bytes()
+        finally:
+            # Leave nothing behind (meshes, images pointing into the deleted temp dir).
+            bpy.ops.wm.read_factory_settings(use_empty=True)
