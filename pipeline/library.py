@@ -212,7 +212,11 @@ class AssetLibrary:
         if self._root is None:
             raise LibraryError("The library is not open.")
         existing = self.find(item.row_key)
-        slot = int(existing["hiptah_slot"]) if existing is not None and "hiptah_slot" in existing else self._next_slot()
+        slot = (
+            int(existing["hiptah_slot"])
+            if existing is not None and existing.get("hiptah_slot") is not None
+            else self._next_slot()
+        )
         coll = bpy.data.collections.new(asset_name(item.prompt))
         self._root.children.link(coll)
         try:
@@ -245,7 +249,7 @@ class AssetLibrary:
         return str(coll.name)
 
     def _next_slot(self) -> int:
-        slots = [int(c["hiptah_slot"]) for c in bpy.data.collections if "hiptah_slot" in c]
+        slots = [int(c["hiptah_slot"]) for c in bpy.data.collections if c.get("hiptah_slot") is not None]
         return max(slots, default=-1) + 1
 
     def _import_into(self, coll: Any, item: LibraryItem) -> list[Any]:
