@@ -112,11 +112,15 @@ def _open_following_redirects(
     timeout: tuple[float, float],
     verify: bool | str,
     proxies_for: Callable[[str], dict[str, Any] | None],
+    user_agent: str | None,
 ) -> requests.Response:
     """GET ``url`` streaming; follow redirects by hand so credentials are decided per hop."""
+    base_headers = {"Accept-Encoding": "identity"}  # so Content-Length counts the file's bytes
+    if user_agent:
+        base_headers["User-Agent"] = user_agent
     for _hop in range(MAX_REDIRECTS + 1):
         check_model_url(url)
-        headers = {"Accept-Encoding": "identity", **auth_headers_for(url)}
+        headers = {**base_headers, **auth_headers_for(url)}
         try:
             response = session.get(
                 url,
@@ -159,6 +163,7 @@ def fetch_to_file(
     max_bytes: int = DEFAULT_MAX_BYTES,
     on_progress: ProgressCallback | None = None,
     chunk_size: int = CHUNK_SIZE,
+    user_agent: str | None = None,
 ) -> Path:
     """Download ``url`` into ``dest`` atomically and return ``dest``.
 
@@ -166,7 +171,8 @@ def fetch_to_file(
     for an expired link), StorageError for local disk problems, TLSError.
     """
     response = _open_following_redirects(
-        session, url, auth_headers_for=auth_headers_for, timeout=timeout, verify=verify, proxies_for=proxies_for
+        session, url, auth_headers_for=auth_headers_for, timeout=timeout, verify=verify, proxies_for=proxies_for,
+        user_agent=user_agent,
     )
     with contextlib.closing(response):
         if response.status_code != 200:

@@ -59,8 +59,9 @@ class HiptahError(Exception):
         self.message = redact(message or self.default_message)
         self.status = status
         self.server_message = redact(server_message) or None
-        self.code = code
-        self.request_id = request_id
+        # Server-supplied text may echo the request (a key included): scrub it too.
+        self.code = redact(code) or None
+        self.request_id = redact(request_id) or None
         if hint is not None:
             self.hint = hint
         self.retry_after = retry_after

@@ -154,7 +154,8 @@ def parse_error_body(body: bytes, content_type: str = "") -> tuple[str | None, s
     Never raises: whatever the server sent, the user gets at most a short line.
     """
     try:
-        text = body[:65536].decode("utf-8", errors="replace").strip()
+        # Redact before anything is shortened, so a cut can never leave part of a key.
+        text = redact(body[:65536].decode("utf-8", errors="replace")).strip()
         if not text:
             return None, None
         if text[:1] in "{[" or "json" in content_type.lower():
@@ -192,7 +193,7 @@ def _error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
     value = headers.get("X-Request-Id") or headers.get("Request-Id")
-    return _short_text(value, 120) if value else None
+    return _short_text(redact(value), 120) if value else None
 
 
 def _refine_error_type(cls: type[HiptahError], code: str | None) -> type[HiptahError]:
@@ -674,6 +675,7 @@ class HiptahClient:
                     verify=self.verify,
                     max_bytes=max_bytes,
                     on_progress=on_progress,
+                    user_agent=self.user_agent,
                 )
             except DownloadError as exc:
                 if refreshed or exc.status not in _download.EXPIRED_STATUSES:
