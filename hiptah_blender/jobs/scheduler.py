@@ -201,6 +201,10 @@ class Scheduler:
         self._submit_pause_until = -_INF  # after a 429 on submit: no submission before this
         self._api_outstanding = 0  # operations handed to the API pool, not yet drained
         self._dl_outstanding = 0
+        # Operations handed to a pool per job, stale ones included (a job cancelled and
+        # retried may still have its old operation running): a job starts a new one only
+        # when this is zero, so it never has two at once (two downloads of one file).
+        self._ops: dict[str, int] = {}
         self._events: list[JobEvent] = []
         self._progress_at: dict[str, int] = {}  # local_id -> index of its progress event
         self._dirty: set[str] = set()
@@ -602,10 +606,16 @@ class Scheduler:
                 result = self._results.get_nowait()
             except queue.Empty:
                 return
-            if result.op == "download":
-                self._dl_outstanding -= 1
-            elif result.op != "progress":
-                self._api_outstanding -= 1
+            if result.op != "progress":
+                if result.op == "download":
+                    self._dl_outstanding -= 1
+                else:
+                    self._api_outstanding -= 1
+                left = self._ops.get(result.local_id, 0) - 1
+                if left > 0:
+                    self._ops[result.local_id] = left
+                else:
+                    self._ops.pop(result.local_id, None)
             record = self._records.get(result.local_id)
             rt = self._rt.get(result.local_id)
             if record is None:
@@ -658,8 +668,13 @@ class Scheduler:
         # 1. Submissions, FIFO, while the plan's concurrency allows.
         if self._waiting and now >= self._submit_pause_until and api_budget > 0:
             free = min(self.config.max_concurrent - self._in_flight(), api_budget)
-            while free > 0 and self._waiting:
-                _, local_id = self._waiting.pop(0)
+            index = 0
+            while free > 0 and index < len(self._waiting):
+                _, local_id = self._waiting[index]
+                if local_id in self._ops:  # its old operation is still running
+                    index += 1
+                    continue
+                self._waiting.pop(index)
                 record = self._records[local_id]
                 rt = self._rt[local_id]
                 previous = record.state
@@ -674,7 +689,11 @@ class Scheduler:
         # 2. Due operations of jobs already in progress: polls, re-sends, downloads.
         if api_budget <= 0 and dl_budget <= 0:
             return launches
-        due = [(rt.due, i) for i, rt in self._rt.items() if rt.token == 0 and rt.due <= now]
+        due = [
+            (rt.due, i)
+            for i, rt in self._rt.items()
+            if rt.token == 0 and rt.due <= now and i not in self._ops
+        ]
         due.sort()
         for _, local_id in due:
             record = self._records[local_id]
@@ -773,6 +792,7 @@ class Scheduler:
             self._dl_outstanding += 1
         else:
             self._api_outstanding += 1
+        self._ops[local_id] = self._ops.get(local_id, 0) + 1
 
     # ------------------------------------------------------------------ worker side
     # These run on worker threads. They read only their arguments (immutable) and

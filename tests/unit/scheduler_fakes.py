@@ -50,7 +50,7 @@ class ManualExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        self.pending.append((lambda: fn(*args, **kwargs), (), future))
+        self.pending.append((lambda: fn(*args, **kwargs), args, future))
         return future
 
     def run_one(self, index: int = 0) -> None:
@@ -87,7 +87,7 @@ class ServerJob:
 class FakeServer:
     """The server side: jobs, idempotency keys, scripted faults. Time from ``clock``."""
 
-    clock: FakeClock
+    clock: FakeClock | RealClock
     duration: float = 30.0
     eta: float | None = 30.0
     jobs: dict[str, ServerJob] = field(default_factory=dict)
@@ -260,3 +260,17 @@ def make_rig(
     if seed is not None:
         random.seed(seed)
     return Rig(sched, server, clock, executor, job_store)
+
+
+class RealClock:
+    """The real clocks, shaped like FakeClock, for tests with real threads."""
+
+    def __call__(self) -> float:
+        import time
+
+        return time.monotonic()
+
+    def wall(self) -> float:
+        import time
+
+        return time.time()

@@ -69,8 +69,10 @@ def test_submit_returns_a_waiting_copy_and_an_event() -> None:
     )
     record.prompt = "mutated"  # a copy: the scheduler's record is unaffected
     assert _record(rig, record.local_id).prompt == "a red chair"
-    (event,) = rig.scheduler.tick.__self__._events  # pending until the next tick
-    assert event.kind == "state" and event.previous_state is None
+    # Reported by the next tick, with the SUBMITTING transition that tick starts.
+    first, second = rig.tick()
+    assert (first.kind, first.previous_state, first.job.state) == ("state", None, JobState.WAITING)
+    assert second.previous_state is JobState.WAITING and second.job.state is JobState.SUBMITTING
 
 
 def test_happy_path_events_and_timeline(tmp_path: Path) -> None:
