@@ -206,6 +206,11 @@ def _refine_error_type(cls: type[HiptahError], code: str | None) -> type[HiptahE
     return cls
 
 
+def _should_retry(exc: HiptahError) -> bool:
+    """Transient failures only: network/timeouts, and of the statuses just 429, 500, 502, 503, 504."""
+    return is_retryable(exc) and (exc.status is None or exc.status in RETRY_STATUSES)
+
+
 def _is_cancelled(cancel: CancelSignal | None) -> bool:
     if cancel is None:
         return False
@@ -363,7 +368,7 @@ class HiptahClient:
             try:
                 return self._send_once(method, self._url(path), data, send_headers)
             except HiptahError as exc:
-                if not is_retryable(exc) or attempt >= retries:
+                if not _should_retry(exc) or attempt >= retries:
                     raise
                 delay = self._retry_delay(exc, attempt)
                 if deadline is not None and self._clock() + delay > deadline:
@@ -592,7 +597,7 @@ class HiptahClient:
             try:
                 job = self.get_job(job_id, deadline=end)
             except HiptahError as exc:
-                if not is_retryable(exc):
+                if not _should_retry(exc):
                     raise
                 failures += 1
                 last_error = exc

@@ -365,6 +365,7 @@ def test_unknown_statuses_never_crash(server: ScriptedServer, client: HiptahClie
     assert info.value.status == status
     expected = errors.ServerError if status >= 500 else errors.APIStatusError
     assert isinstance(info.value, expected)
+    assert len(server.requests) == 1  # only 429, 500, 502, 503, 504 are retried
 
 
 @pytest.mark.parametrize(
