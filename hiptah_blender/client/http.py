@@ -474,6 +474,12 @@ class HiptahClient:
                     status=response.status_code, request_id=_request_id(response.headers),
                 )
             chunks.append(chunk)
+        # urllib3 2 enforces Content-Length itself; Blender's bundled urllib3 1.26 does
+        # not, so a cut answer is caught here (and retried as a connection error).
+        declared = response.headers.get("Content-Length", "")
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if declared.isdigit() and encoding in ("", "identity") and size != int(declared):
+            raise APIConnectionError(f"The server's answer was cut short ({size} of {declared} bytes).")
         return b"".join(chunks)
 
     def _status_error(self, response: requests.Response, body: bytes) -> HiptahError:
