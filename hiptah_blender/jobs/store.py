@@ -254,6 +254,7 @@ class StoreWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        failures = 0
         while True:
             with self._cond:
                 while self._requested == self._written and not self._closed:
@@ -270,20 +271,26 @@ class StoreWriter:
             try:
                 self.store.save_dicts([r.to_dict() for r in self._records.values()])
             except Exception as exc:  # disk full, permissions: keep running, report
+                failures += 1
                 self.last_error = exc
-                log.warning("Could not save the job history to %s: %s", self.store.path, exc)
+                if failures == 1 or failures % 20 == 0:  # don't flood the log on a full disk
+                    log.warning("Could not save the job history to %s: %s", self.store.path, exc)
                 with self._cond:
                     self._failed_gen = generation
                     self._cond.notify_all()
-                    closed = self._closed
-                if closed:
-                    return
-                time.sleep(0.5)  # don't spin on a full disk; the next update retries
-                with self._cond:
-                    # Make the next loop write again even without new updates.
+                    if self._closed:
+                        return
+                    # Try again after a growing pause; a new update or close() wakes us sooner.
+                    self._cond.wait(min(30.0, 0.5 * 2 ** min(failures - 1, 6)))
+                    if self._closed and self._requested == generation:
+                        return
                     if self._requested == generation:
-                        self._requested += 1
+                        self._requested += 1  # write again even without new updates
                 continue
+            if failures:
+                log.info("The job history is saved again (after %d failed attempts).", failures)
+                failures = 0
+                self.last_error = None
             self.writes += 1
             with self._cond:
                 self._written = generation
