@@ -93,7 +93,8 @@ def _import_3mf(path: str, record: JobRecord) -> None:
             "This version of the add-on cannot import 3MF files yet.",
             hint=f"The file is kept at {path}; import it with a 3MF add-on, or generate GLB instead.",
         ) from None
-    import_3mf(path, collection=bpy.context.collection, name_prefix=slug(record.prompt))
+    collection = bpy.context.collection or bpy.context.scene.collection
+    import_3mf(path, collection=collection, name_prefix=slug(record.prompt))
 
 
 IMPORTERS: dict[str, Callable[[str, JobRecord], None]] = {

@@ -118,7 +118,7 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
         status = status_text(record, now, max_concurrent)
         fraction = record.estimated_fraction(now)
         import_error = rt.import_errors.get(record.local_id) if rt is not None else None
-        if record.state.in_flight or record.state is JobState.DOWNLOADING:
+        if record.state.is_active:
             right.progress(factor=fraction or 0.0, type="BAR", text=status)
         elif record.state is JobState.FAILED or import_error is not None:
             sub = right.row(align=True)
