@@ -93,7 +93,8 @@ def _import_3mf(path: str, record: JobRecord) -> None:
             "This version of the add-on cannot import 3MF files yet.",
             hint=f"The file is kept at {path}; import it with a 3MF add-on, or generate GLB instead.",
         ) from None
-    collection = bpy.context.collection or bpy.context.scene.collection
+    context: Any = bpy.context
+    collection = context.collection or context.scene.collection  # moved to the target later
     import_3mf(path, collection=collection, name_prefix=slug(record.prompt))
 
 
