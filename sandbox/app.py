@@ -20,6 +20,8 @@ import logging
 import math
 import re
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -27,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hiptah_blender.client.images import MAX_IMAGE_BYTES, sniff_image_type
@@ -63,8 +65,10 @@ class Sandbox:
         self.config = config
         self.faults = FaultInjector(config)
         self.sender = WebhookSender(
-            retries=config.webhook_retries, backoff=config.webhook_backoff,
-            timeout=config.webhook_timeout, ca_bundle=config.webhook_ca,
+            retries=config.webhook_retries,
+            backoff=config.webhook_backoff,
+            timeout=config.webhook_timeout,
+            ca_bundle=config.webhook_ca,
         )
         self.state = SandboxState(config, self.faults, self.sender)
         self.models = ModelGenerator(config.models, generator=generator, seed=0)
@@ -74,8 +78,11 @@ class Sandbox:
 
     def start(self) -> None:
         self.models.start()
-        self._ticker = start_ticker(self.state, self._stop,
-                                    on_error=lambda exc: log.exception("ticker failed", exc_info=exc))
+        self._ticker = start_ticker(
+            self.state,
+            self._stop,
+            on_error=lambda exc: log.exception("ticker failed", exc_info=exc),
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -95,20 +102,26 @@ def _request_id(request: Request) -> str | None:
     return str(rid) if rid else None
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=headers)
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    # ASCII-escaped: a lone surrogate echoed from hostile input cannot break the encoder.
+    raw = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+    return Response(raw, status_code=status, headers=headers, media_type="application/json")
 
 
 async def _read_json(request: Request) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise ApiError(413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raise ApiError(
+            413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ApiError(413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+            raise ApiError(
+                413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
+            )
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
@@ -119,8 +132,21 @@ async def _read_json(request: Request) -> Any:
         raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from "\\ud800" escapes
+        return False
+    return True
+
+
 def _check_url(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_URL_CHARS:
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > MAX_URL_CHARS
+        or not _encodable(value)
+    ):
         raise ApiError(400, f"invalid_{field}", f"{field} must be an https:// URL.")
     url = value.strip()
     try:
@@ -131,7 +157,9 @@ def _check_url(value: Any, field: str) -> str:
     if not parts.hostname or not (
         parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
     ):
-        raise ApiError(400, f"invalid_{field}", f"{field} must be an https:// URL (http:// only for loopback).")
+        raise ApiError(
+            400, f"invalid_{field}", f"{field} must be an https:// URL (http:// only for loopback)."
+        )
     return url
 
 
@@ -140,7 +168,9 @@ def _decode_image(value: Any) -> bytes:
         raise ApiError(400, "invalid_image", "image must be a data URI string.")
     match = _DATA_URI.match(value)
     if not match:
-        raise ApiError(400, "invalid_image", "image must be a data:image/png|jpeg|webp;base64,... URI.")
+        raise ApiError(
+            400, "invalid_image", "image must be a data:image/png|jpeg|webp;base64,... URI."
+        )
     payload = re.sub(r"\s+", "", match.group(2))
     if len(payload) > (MAX_IMAGE_BYTES * 4) // 3 + 8:
         raise ApiError(400, "invalid_image", "The image is larger than 10 MB.")
@@ -152,7 +182,9 @@ def _decode_image(value: Any) -> bytes:
         raise ApiError(400, "invalid_image", "The image must be 1 byte to 10 MB.")
     kind = sniff_image_type(data[:16])
     if kind is None or match.group(1) != f"image/{kind}":
-        raise ApiError(400, "invalid_image", "The image data is not the PNG, JPEG or WebP it claims to be.")
+        raise ApiError(
+            400, "invalid_image", "The image data is not the PNG, JPEG or WebP it claims to be."
+        )
     return data
 
 
@@ -163,26 +195,36 @@ def _parse_generate(body: Any) -> tuple[str, str, str, str | None, bytes | None]
     prompt = body.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
         raise ApiError(400, "invalid_prompt", "prompt must be a string.")
+    if prompt is not None and not _encodable(prompt):
+        raise ApiError(400, "invalid_prompt", "prompt is not valid Unicode text.")
     problem = prompt_problem(prompt, allow_empty=image is not None)
     if problem:
         raise ApiError(400, "invalid_prompt", problem + ".")
     fmt = body.get("format", "glb")
     fmt = "glb" if fmt is None else fmt
     if not isinstance(fmt, str) or fmt.strip().lower() not in FORMATS:
-        raise ApiError(422, "unsupported_format",
-                       f"Format {str(fmt)[:40]!r} is not supported; use {', '.join(FORMATS)}.")
+        raise ApiError(
+            422,
+            "unsupported_format",
+            f"Format {str(fmt)[:40]!r} is not supported; use {', '.join(FORMATS)}.",
+        )
     quality = body.get("quality", "high")
     quality = "high" if quality is None else quality
     if not isinstance(quality, str) or quality.strip().lower() not in QUALITIES:
-        raise ApiError(422, "unsupported_quality",
-                       f"Quality {str(quality)[:40]!r} is not supported; use {', '.join(QUALITIES)}.")
+        raise ApiError(
+            422,
+            "unsupported_quality",
+            f"Quality {str(quality)[:40]!r} is not supported; use {', '.join(QUALITIES)}.",
+        )
     callback = body.get("callback_url")
     callback_url = None if callback in (None, "") else _check_url(callback, "callback_url")
     return (prompt or "").strip(), fmt.strip().lower(), quality.strip().lower(), callback_url, image
 
 
 def _fingerprint(body: Any) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 async def _wait_future(fut: concurrent.futures.Future[bytes], timeout: float) -> None:
@@ -192,6 +234,12 @@ async def _wait_future(fut: concurrent.futures.Future[bytes], timeout: float) ->
         raise
     except BaseException:  # the outcome is read from the future itself
         pass
+
+
+def _transport_of(send: Send) -> asyncio.Transport | None:
+    """uvicorn's ``send`` is a bound method of its request cycle, which holds the transport."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    return transport if isinstance(transport, asyncio.Transport) else None
 
 
 class ApiMiddleware:
@@ -214,7 +262,9 @@ class ApiMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope.get("path", "")
         is_api = path == "/v1" or path.startswith("/v1/")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         fault = self.sandbox.faults.draw_api() if is_api else ApiFault(None, 0.0)
         started = time.time()
         status = [0]
@@ -223,7 +273,10 @@ class ApiMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             elif message["type"] == "http.response.body":
                 sent[0] += len(message.get("body", b""))
             await send(message)
@@ -232,36 +285,63 @@ class ApiMiddleware:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.kind == "error":
-                await self._send_json(send_with_id, 500, error_body(
-                    "internal_error", "Injected server error (sandbox --fault-rate).", request_id))
+                await self._send_json(
+                    send_with_id,
+                    500,
+                    error_body(
+                        "internal_error",
+                        "Injected server error (sandbox --fault-rate).",
+                        request_id,
+                    ),
+                )
             elif fault.kind == "rate_limit":
-                await self._send_json(send_with_id, 429, error_body(
-                    "rate_limited", "Injected rate limit (sandbox --rate-limit-rate).", request_id),
-                    {"Retry-After": str(fault.retry_after)})
+                await self._send_json(
+                    send_with_id,
+                    429,
+                    error_body(
+                        "rate_limited",
+                        "Injected rate limit (sandbox --rate-limit-rate).",
+                        request_id,
+                    ),
+                    {"Retry-After": str(fault.retry_after)},
+                )
             elif fault.kind == "drop":
-                await self._drop(scope, receive, send_with_id)
+                await self._drop(scope, receive, send_with_id, send, fault.reset_early)
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
             if is_api:
-                self.sandbox.state.log_request({
-                    "time": started, "request_id": request_id, "method": scope.get("method"), "path": path,
-                    "status": status[0], "host": headers.get("host"), "had_auth": "authorization" in headers,
-                    "idempotency_key": headers.get("idempotency-key"), "fault": fault.label,
-                    "duration": round(time.time() - started, 4),
-                })
+                self.sandbox.state.log_request(
+                    {
+                        "time": started,
+                        "request_id": request_id,
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status[0],
+                        "host": headers.get("host"),
+                        "had_auth": "authorization" in headers,
+                        "idempotency_key": headers.get("idempotency-key"),
+                        "fault": fault.label,
+                        "duration": round(time.time() - started, 4),
+                    }
+                )
 
     @staticmethod
-    async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    async def _send_json(
+        send: Send, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
         raw = json.dumps(body).encode()
         hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
         hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         await send({"type": "http.response.body", "body": raw})
 
-    async def _drop(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _drop(
+        self, scope: Scope, receive: Receive, send: Send, raw_send: Send, early: bool
+    ) -> None:
         # Let the app do its work (a job may be created: the realistic "response lost"
-        # case an Idempotency-Key exists for), then cut the answer in half.
+        # case an Idempotency-Key exists for), then reset the connection before any
+        # byte, or cut the answer in half.
         start: Message | None = None
         body = bytearray()
 
@@ -275,15 +355,29 @@ class ApiMiddleware:
         await self.app(scope, receive, capture)
         if start is None:
             return
+        transport = _transport_of(raw_send)
+        if early and transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger 0: close() sends RST, the client sees "connection reset by peer".
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+            return
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": start["status"], "headers": headers})
-        await send({"type": "http.response.body", "body": bytes(body[: len(body) // 2]), "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": bytes(body[: len(body) // 2]), "more_body": True}
+        )
         # Returning now, with the response incomplete, makes uvicorn close the connection.
 
 
 def create_app(
-    config: SandboxConfig | None = None, *, sandbox: Sandbox | None = None, generator: GenerateFn | None = None
+    config: SandboxConfig | None = None,
+    *,
+    sandbox: Sandbox | None = None,
+    generator: GenerateFn | None = None,
 ) -> FastAPI:
     """The API app. ``generator`` replaces sandbox.modelgen (tests); the CLI never passes one."""
     if sandbox is None:
@@ -295,19 +389,28 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
-        return _json(exc.status, error_body(exc.code, exc.message, _request_id(request)), exc.headers)
+        return _json(
+            exc.status, error_body(exc.code, exc.message, _request_id(request)), exc.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _json(exc.status_code, error_body(code, str(exc.detail), _request_id(request)),
-                     dict(exc.headers or {}))
+        return _json(
+            exc.status_code,
+            error_body(code, str(exc.detail), _request_id(request)),
+            dict(exc.headers or {}),
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return _json(500, error_body("internal_error", "The sandbox hit an unexpected error.",
-                                     _request_id(request)))
+        return _json(
+            500,
+            error_body(
+                "internal_error", "The sandbox hit an unexpected error.", _request_id(request)
+            ),
+        )
 
     # --- /v1 -----------------------------------------------------------------------------
 
@@ -317,7 +420,11 @@ def create_app(
         body = await _read_json(request)
         idem = request.headers.get("idempotency-key")
         if idem is not None and not _IDEMPOTENCY_KEY.match(idem):
-            raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 printable characters.")
+            raise ApiError(
+                400,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 printable characters.",
+            )
         prompt, fmt, quality, callback_url, image = _parse_generate(body)
         if idem is not None:
             entry = state.idempotency_begin(account, idem, _fingerprint(body))
@@ -327,7 +434,9 @@ def create_app(
             state.check_limits(account)
             fut = sb.models.request(prompt, fmt, quality, image)
             if fmt in state.model_formats_missing:
-                raise ApiError(422, "unsupported_format", f"The sandbox cannot produce {fmt} models.")
+                raise ApiError(
+                    422, "unsupported_format", f"The sandbox cannot produce {fmt} models."
+                )
             if fmt not in state.model_formats_ok:
                 # First model in this format: wait for it, so a format the generator
                 # cannot produce is a 422 now rather than a failed job later.
@@ -335,20 +444,31 @@ def create_app(
                     await _wait_future(fut, FORMAT_PROBE_SECONDS)
                 if fut.done() and isinstance(fut.exception(), NotImplementedError):
                     state.model_formats_missing.add(fmt)
-                    raise ApiError(422, "unsupported_format", f"The sandbox cannot produce {fmt} models.")
+                    raise ApiError(
+                        422, "unsupported_format", f"The sandbox cannot produce {fmt} models."
+                    )
                 if fut.done() and fut.exception() is None:
                     state.model_formats_ok.add(fmt)
                 state.check_limits(account)  # others may have started jobs while we waited
             job = state.create_job(
-                account, prompt=prompt, fmt=fmt, quality=quality,
+                account,
+                prompt=prompt,
+                fmt=fmt,
+                quality=quality,
                 image_sha=hashlib.sha256(image).hexdigest() if image else None,
-                callback_url=callback_url, idempotency_key=idem, model=fut,
+                callback_url=callback_url,
+                idempotency_key=idem,
+                model=fut,
             )
         except BaseException:
             if idem is not None:
                 state.idempotency_abort(account, idem)
             raise
-        out = {"job_id": job.job_id, "status": "queued", "estimated_time_seconds": math.ceil(job.latency)}
+        out = {
+            "job_id": job.job_id,
+            "status": "queued",
+            "estimated_time_seconds": math.ceil(job.latency),
+        }
         if idem is not None:
             state.idempotency_finish(account, idem, job, 201, out)
         return _json(201, out, {"Location": f"/v1/job/{job.job_id}"})
@@ -369,12 +489,24 @@ def create_app(
         events = body.get("events", list(EVENTS))
         if events is None:
             events = list(EVENTS)
-        if (not isinstance(events, list) or not events
-                or not all(isinstance(e, str) and e in EVENTS for e in events)):
-            raise ApiError(400, "invalid_events", f"events must be a non-empty list of {', '.join(EVENTS)}.")
+        if (
+            not isinstance(events, list)
+            or not events
+            or not all(isinstance(e, str) and e in EVENTS for e in events)
+        ):
+            raise ApiError(
+                400, "invalid_events", f"events must be a non-empty list of {', '.join(EVENTS)}."
+            )
         hook = state.add_webhook(account, url, list(dict.fromkeys(events)))
-        return _json(201, {"webhook_id": hook.webhook_id, "secret": hook.secret, "url": hook.url,
-                           "events": hook.events})
+        return _json(
+            201,
+            {
+                "webhook_id": hook.webhook_id,
+                "secret": hook.secret,
+                "url": hook.url,
+                "events": hook.events,
+            },
+        )
 
     # --- /_sandbox admin (no auth: loopback dev tool) -----------------------------------
 
@@ -385,7 +517,9 @@ def create_app(
         try:
             body = json.loads(raw)
         except ValueError:
-            raise ApiError(400, "invalid_json", "The admin request body is not valid JSON.") from None
+            raise ApiError(
+                400, "invalid_json", "The admin request body is not valid JSON."
+            ) from None
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_request", "The admin request body must be a JSON object.")
         return body
@@ -440,8 +574,13 @@ def create_app(
         key = body.get("key")
         if key is not None and not isinstance(key, str):
             raise ApiError(400, "invalid_request", "key must be a string.")
-        accounts = state.set_plan(plan, _opt_int(body, "quota"), _opt_int(body, "used"),
-                                  _opt_int(body, "concurrency"), key)
+        accounts = state.set_plan(
+            plan,
+            _opt_int(body, "quota"),
+            _opt_int(body, "used"),
+            _opt_int(body, "concurrency"),
+            key,
+        )
         return _json(200, {"accounts": accounts})
 
     @app.post("/_sandbox/keys")
@@ -465,7 +604,9 @@ def create_app(
             try:
                 await _wait_future(job.model, 120.0)
             except TimeoutError:
-                raise ApiError(409, "model_not_ready", "The generator has not produced this model yet.") from None
+                raise ApiError(
+                    409, "model_not_ready", "The generator has not produced this model yet."
+                ) from None
         job = state.force(job_id, outcome, error)
         return _json(200, state.job_view(job))
 
@@ -476,15 +617,21 @@ def create_app(
     @app.post("/_sandbox/jobs/{job_id}/fail")
     async def fail(job_id: str, request: Request) -> Response:
         body = await _admin_body(request)
-        error = {"code": str(body.get("code") or "generation_failed"),
-                 "message": str(body.get("message") or "Failed by the sandbox admin.")}
+        error = {
+            "code": str(body.get("code") or "generation_failed"),
+            "message": str(body.get("message") or "Failed by the sandbox admin."),
+        }
         return await _force(job_id, "fail", error)
 
     @app.post("/_sandbox/blob")
     async def blob(request: Request) -> Response:
         body = await _admin_body(request)
         size_mb = body.get("size_mb", 100)
-        if isinstance(size_mb, bool) or not isinstance(size_mb, (int, float)) or not 0 < size_mb <= 2048:
+        if (
+            isinstance(size_mb, bool)
+            or not isinstance(size_mb, (int, float))
+            or not 0 < size_mb <= 2048
+        ):
             raise ApiError(400, "invalid_request", "size_mb must be a number in (0, 2048].")
         from .cdn import padded_glb_head  # the CDN owns the padded layout
 
@@ -492,21 +639,40 @@ def create_app(
         try:
             await _wait_future(base, 120.0)
         except TimeoutError:
-            raise ApiError(503, "generator_busy", "The generator did not produce the base model in time.") from None
+            raise ApiError(
+                503, "generator_busy", "The generator did not produce the base model in time."
+            ) from None
         if base.exception() is not None:
             raise ApiError(500, "generator_error", f"The generator failed: {base.exception()!r}")
         head, total = padded_glb_head(base.result(), int(size_mb * 1024 * 1024))
         account = state.accounts[sb.config.api_key]
         job = state.create_job(
-            account, prompt=f"padded {size_mb} MB benchmark model", fmt="glb", quality="draft",
-            image_sha=None, callback_url=None, idempotency_key=None, model=None, source="blob",
-            blob_size=total, charge=False, latency=0.0,
+            account,
+            prompt=f"padded {size_mb} MB benchmark model",
+            fmt="glb",
+            quality="draft",
+            image_sha=None,
+            callback_url=None,
+            idempotency_key=None,
+            model=None,
+            source="blob",
+            blob_size=total,
+            charge=False,
+            latency=0.0,
         )
         job.forced = "complete"
         sb.blob_heads[job.job_id] = head
         view = state.job_view(job)
-        return _json(201, {"job_id": job.job_id, "model_url": view.get("model_url"),
-                           "expires_at": view.get("expires_at"), "size": total, "format": "glb"})
+        return _json(
+            201,
+            {
+                "job_id": job.job_id,
+                "model_url": view.get("model_url"),
+                "expires_at": view.get("expires_at"),
+                "size": total,
+                "format": "glb",
+            },
+        )
 
     return app
 

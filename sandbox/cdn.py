@@ -60,40 +60,81 @@ class CdnApp:
         if scope["type"] != "http":
             return
         request_id = "req_" + secrets.token_hex(8)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         method = scope.get("method", "GET")
         path: str = scope.get("path", "")
         entry: dict[str, Any] = {
-            "time": time.time(), "request_id": request_id, "method": method, "path": path,
-            "host": headers.get("host"), "had_auth": "authorization" in headers,
-            "user_agent": headers.get("user-agent"), "status": 0, "bytes_sent": 0,
-            "content_length": None, "fault": None, "job_id": None,
+            "time": time.time(),
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "host": headers.get("host"),
+            "had_auth": "authorization" in headers,
+            "user_agent": headers.get("user-agent"),
+            "status": 0,
+            "bytes_sent": 0,
+            "content_length": None,
+            "fault": None,
+            "job_id": None,
         }
         try:
             await self._handle(scope, receive, send, method, path, request_id, entry)
         finally:
             self.sandbox.state.log_cdn(entry)
 
-    async def _error(self, send: Send, status: int, code: str, message: str, request_id: str,
-                     entry: dict[str, Any]) -> None:
-        raw = json.dumps({"error": {"code": code, "message": message, "request_id": request_id}}).encode()
+    async def _error(
+        self,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str,
+        entry: dict[str, Any],
+    ) -> None:
+        raw = json.dumps(
+            {"error": {"code": code, "message": message, "request_id": request_id}}
+        ).encode()
         entry["status"] = status
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
-            (b"x-request-id", request_id.encode()), (b"cache-control", b"no-store"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(raw)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": raw})
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, method: str, path: str,
-                      request_id: str, entry: dict[str, Any]) -> None:
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        method: str,
+        path: str,
+        request_id: str,
+        entry: dict[str, Any],
+    ) -> None:
         if method not in ("GET", "HEAD"):
-            await self._error(send, 405, "method_not_allowed", "The CDN serves GET and HEAD only.",
-                              request_id, entry)
+            await self._error(
+                send,
+                405,
+                "method_not_allowed",
+                "The CDN serves GET and HEAD only.",
+                request_id,
+                entry,
+            )
             return
-        if not path.startswith("/models/") or "/" in path[len("/models/"):]:
+        if not path.startswith("/models/") or "/" in path[len("/models/") :]:
             await self._error(send, 404, "not_found", "No such file.", request_id, entry)
             return
-        name = path[len("/models/"):]
+        name = path[len("/models/") :]
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("token") or [None])[0]
         state = self.sandbox.state
@@ -114,13 +155,25 @@ class CdnApp:
         size, body = self._body(job, fault.kind == "corrupt")
         limit = size // 2 if fault.kind == "truncate" else size
         entry["status"], entry["content_length"] = 200, size
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", CONTENT_TYPES.get(job.format, "application/octet-stream").encode()),
-            (b"content-length", str(size).encode()),
-            (b"content-disposition", f'attachment; filename="{job.job_id}.{job.format}"'.encode()),
-            (b"cache-control", b"private, max-age=300"),
-            (b"x-request-id", request_id.encode()),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (
+                        b"content-type",
+                        CONTENT_TYPES.get(job.format, "application/octet-stream").encode(),
+                    ),
+                    (b"content-length", str(size).encode()),
+                    (
+                        b"content-disposition",
+                        f'attachment; filename="{job.job_id}.{job.format}"'.encode(),
+                    ),
+                    (b"cache-control", b"private, max-age=300"),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
         if method == "HEAD":
             await send({"type": "http.response.body", "body": b""})
             return
@@ -177,7 +230,9 @@ class CdnApp:
         for i in range(0, len(data), CHUNK):
             yield bytes(view[i : i + CHUNK])
 
-    async def _blob_stream(self, head: bytes, total: int, corrupt: bool, salt: str) -> AsyncIterator[bytes]:
+    async def _blob_stream(
+        self, head: bytes, total: int, corrupt: bool, salt: str
+    ) -> AsyncIterator[bytes]:
         filler = self._garbage(PAD_CHUNK, salt) if corrupt else _ZEROS
         first = self._garbage(len(head), salt) if corrupt else head
         yield first

@@ -78,6 +78,7 @@ class SandboxConfig:
     webhook_timeout: float = 5.0
     webhook_ca: str | None = None  # CA bundle for https webhook receivers
     log_level: str = "warning"
+    exit_with_parent: bool = False  # harness children must not outlive a killed test run
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -98,8 +99,15 @@ class SandboxConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must not be negative")
-        for name in ("fault_rate", "rate_limit_rate", "slow_rate", "drop_rate", "truncate_rate",
-                     "corrupt_rate", "fail_rate"):
+        for name in (
+            "fault_rate",
+            "rate_limit_rate",
+            "slow_rate",
+            "drop_rate",
+            "truncate_rate",
+            "corrupt_rate",
+            "fail_rate",
+        ):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} is a fraction between 0 and 1")
 
@@ -147,43 +155,111 @@ def build_parser() -> argparse.ArgumentParser:
     a("--cdn-port", type=int, default=0, help="CDN port (0 = a free port; default 0)")
     a("--api-key", default="", help="the accepted API key (default: generated and printed)")
     a("--extra-key", action="append", default=[], help="another accepted key (repeatable)")
-    a("--revoked-key", action="append", default=[], help="a key answered 401 'revoked' (repeatable)")
+    a(
+        "--revoked-key",
+        action="append",
+        default=[],
+        help="a key answered 401 'revoked' (repeatable)",
+    )
     a("--plan", choices=sorted(PLANS), default="creator", help="plan limits (default creator)")
     a("--quota", type=int, default=None, help="generations a month (default: the plan's)")
     a("--concurrency", type=int, default=None, help="concurrent jobs (default: the plan's)")
     a("--used", type=int, default=0, help="generations already used this month (default 0)")
-    a("--latency", type=_non_negative, default=None,
-      help="seconds from submission to completion (default: 25-40 s per job; 0 = immediate)")
-    a("--latency-spread", type=_non_negative, default=0.0,
-      help="+- seconds around --latency, deterministic per request (default 0)")
-    a("--expire-seconds", type=_non_negative, default=3600.0, help="model URL lifetime (default 3600)")
-    a("--expired-status", type=int, choices=(403, 410), default=403,
-      help="CDN status for an expired URL (default 403)")
+    a(
+        "--latency",
+        type=_non_negative,
+        default=None,
+        help="seconds from submission to completion (default: 25-40 s per job; 0 = immediate)",
+    )
+    a(
+        "--latency-spread",
+        type=_non_negative,
+        default=0.0,
+        help="+- seconds around --latency, deterministic per request (default 0)",
+    )
+    a(
+        "--expire-seconds",
+        type=_non_negative,
+        default=3600.0,
+        help="model URL lifetime (default 3600)",
+    )
+    a(
+        "--expired-status",
+        type=int,
+        choices=(403, 410),
+        default=403,
+        help="CDN status for an expired URL (default 403)",
+    )
     a("--fault-rate", type=_fraction, default=0.0, help="fraction of API requests answering 500")
     a("--rate-limit-rate", type=_fraction, default=0.0, help="fraction answering 429 + Retry-After")
     a("--retry-after", type=int, default=1, help="Retry-After seconds of injected 429s (default 1)")
-    a("--slow-rate", type=_fraction, default=0.0, help="fraction of requests delayed --slow-seconds")
+    a(
+        "--slow-rate",
+        type=_fraction,
+        default=0.0,
+        help="fraction of requests delayed --slow-seconds",
+    )
     a("--slow-seconds", type=_non_negative, default=5.0, help="delay of slow requests (default 5)")
-    a("--drop-rate", type=_fraction, default=0.0,
-      help="fraction of API responses cut off mid-body (connection closed)")
-    a("--truncate-rate", type=_fraction, default=0.0,
-      help="fraction of CDN downloads sending fewer bytes than Content-Length")
-    a("--corrupt-rate", type=_fraction, default=0.0, help="fraction of CDN downloads with garbage bytes")
+    a(
+        "--drop-rate",
+        type=_fraction,
+        default=0.0,
+        help="fraction of API responses cut off mid-body (connection closed)",
+    )
+    a(
+        "--truncate-rate",
+        type=_fraction,
+        default=0.0,
+        help="fraction of CDN downloads sending fewer bytes than Content-Length",
+    )
+    a(
+        "--corrupt-rate",
+        type=_fraction,
+        default=0.0,
+        help="fraction of CDN downloads with garbage bytes",
+    )
     a("--fail-rate", type=_fraction, default=0.0, help="fraction of jobs that end 'failed'")
     a("--seed", type=int, default=0, help="seed of every random choice (faults, latencies)")
     a("--tls-cert", default=None, help="PEM certificate: serve https (API and CDN)")
     a("--tls-key", default=None, help="PEM private key for --tls-cert")
-    a("--models", choices=("real", "fake", "auto"), default="real",
-      help="model generator: real (sandbox.modelgen), fake (tiny files, tests only), auto")
-    a("--fake-models", dest="models", action="store_const", const="fake",
-      help="same as --models fake (tests only)")
-    a("--webhook-retries", type=int, default=5, help="delivery retries after the first try (default 5)")
-    a("--webhook-backoff", type=_non_negative, default=1.0,
-      help="first retry delay in seconds, doubling each time (default 1)")
+    a(
+        "--models",
+        choices=("real", "fake", "auto"),
+        default="real",
+        help="model generator: real (sandbox.modelgen), fake (tiny files, tests only), auto",
+    )
+    a(
+        "--fake-models",
+        dest="models",
+        action="store_const",
+        const="fake",
+        help="same as --models fake (tests only)",
+    )
+    a(
+        "--webhook-retries",
+        type=int,
+        default=5,
+        help="delivery retries after the first try (default 5)",
+    )
+    a(
+        "--webhook-backoff",
+        type=_non_negative,
+        default=1.0,
+        help="first retry delay in seconds, doubling each time (default 1)",
+    )
     a("--webhook-timeout", type=_non_negative, default=5.0, help="per-delivery timeout (default 5)")
     a("--webhook-ca", default=None, help="CA bundle for https webhook receivers")
-    a("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-      help="uvicorn log level on stderr (default warning)")
+    a(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="uvicorn log level on stderr (default warning)",
+    )
+    a(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the parent process dies (the test harness sets this)",
+    )
     return p
 
 

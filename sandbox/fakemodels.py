@@ -16,7 +16,9 @@ import zipfile
 _TRIANGLE = ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
 
 
-def _scale(prompt: str, fmt: str, quality: str, image: bytes | None, seed: int) -> tuple[float, str]:
+def _scale(
+    prompt: str, fmt: str, quality: str, image: bytes | None, seed: int
+) -> tuple[float, str]:
     digest = hashlib.sha256(
         f"{prompt}|{fmt}|{quality}|{seed}".encode() + (image or b"")
     ).hexdigest()
@@ -32,10 +34,16 @@ def _glb(scale: float, name: str) -> bytes:
         "scenes": [{"nodes": [0]}],
         "nodes": [{"mesh": 0, "name": name}],
         "meshes": [{"name": name, "primitives": [{"attributes": {"POSITION": 0}}]}],
-        "accessors": [{
-            "bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3",
-            "min": [0.0, 0.0, 0.0], "max": [scale, scale, 0.0],
-        }],
+        "accessors": [
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": 3,
+                "type": "VEC3",
+                "min": [0.0, 0.0, 0.0],
+                "max": [scale, scale, 0.0],
+            }
+        ],
         "bufferViews": [{"buffer": 0, "byteLength": len(binary)}],
         "buffers": [{"byteLength": len(binary)}],
     }
@@ -45,16 +53,20 @@ def _glb(scale: float, name: str) -> bytes:
     total = 12 + 8 + len(js) + 8 + len(binary)
     return (
         struct.pack("<4sII", b"glTF", 2, total)
-        + struct.pack("<I4s", len(js), b"JSON") + js
-        + struct.pack("<I4s", len(binary), b"BIN\0") + binary
+        + struct.pack("<I4s", len(js), b"JSON")
+        + js
+        + struct.pack("<I4s", len(binary), b"BIN\0")
+        + binary
     )
 
 
 def _stl(scale: float, name: str) -> bytes:
     header = f"hiptah-sandbox fake {name}".encode().ljust(80, b" ")[:80]
-    tri = struct.pack("<3f", 0.0, 0.0, 1.0) + b"".join(
-        struct.pack("<3f", *(c * scale for c in v)) for v in _TRIANGLE
-    ) + b"\0\0"
+    tri = (
+        struct.pack("<3f", 0.0, 0.0, 1.0)
+        + b"".join(struct.pack("<3f", *(c * scale for c in v)) for v in _TRIANGLE)
+        + b"\0\0"
+    )
     return header + struct.pack("<I", 1) + tri
 
 
@@ -62,13 +74,17 @@ def _zip(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for path, data in files.items():
-            info = zipfile.ZipInfo(path, date_time=(2026, 1, 1, 0, 0, 0))  # fixed: deterministic bytes
+            info = zipfile.ZipInfo(
+                path, date_time=(2026, 1, 1, 0, 0, 0)
+            )  # fixed: deterministic bytes
             zf.writestr(info, data)
     return buf.getvalue()
 
 
 def _3mf(scale: float, name: str) -> bytes:
-    v = "".join(f'<vertex x="{x * scale:.4f}" y="{y * scale:.4f}" z="{z:.4f}"/>' for x, y, z in _TRIANGLE)
+    v = "".join(
+        f'<vertex x="{x * scale:.4f}" y="{y * scale:.4f}" z="{z:.4f}"/>' for x, y, z in _TRIANGLE
+    )
     model = (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<model unit="millimeter" xmlns="http://schemas.microsoft.com/3dmanufacturing/core/2015/02">'
@@ -76,22 +92,24 @@ def _3mf(scale: float, name: str) -> bytes:
         '<triangles><triangle v1="0" v2="1" v3="2"/></triangles></mesh></object></resources>'
         '<build><item objectid="1"/></build></model>'
     )
-    return _zip({
-        "[Content_Types].xml": (
-            b'<?xml version="1.0" encoding="UTF-8"?>'
-            b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-            b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-            b'<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
-            b"</Types>"
-        ),
-        "_rels/.rels": (
-            b'<?xml version="1.0" encoding="UTF-8"?>'
-            b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-            b'<Relationship Target="/3D/3dmodel.model" Id="rel0" '
-            b'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>'
-        ),
-        "3D/3dmodel.model": model.encode(),
-    })
+    return _zip(
+        {
+            "[Content_Types].xml": (
+                b'<?xml version="1.0" encoding="UTF-8"?>'
+                b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+                b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+                b'<Default Extension="model" ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
+                b"</Types>"
+            ),
+            "_rels/.rels": (
+                b'<?xml version="1.0" encoding="UTF-8"?>'
+                b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                b'<Relationship Target="/3D/3dmodel.model" Id="rel0" '
+                b'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>'
+            ),
+            "3D/3dmodel.model": model.encode(),
+        }
+    )
 
 
 def _usdz(scale: float, name: str) -> bytes:
@@ -118,7 +136,9 @@ def _fbx(scale: float, name: str) -> bytes:
 _BUILDERS = {"glb": _glb, "stl": _stl, "3mf": _3mf, "usdz": _usdz, "fbx": _fbx}
 
 
-def generate_model(prompt: str, fmt: str, quality: str, image: bytes | None = None, seed: int = 0) -> bytes:
+def generate_model(
+    prompt: str, fmt: str, quality: str, image: bytes | None = None, seed: int = 0
+) -> bytes:
     """Same signature as ``sandbox.modelgen.generate_model``."""
     builder = _BUILDERS.get(fmt)
     if builder is None:

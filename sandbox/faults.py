@@ -21,10 +21,14 @@ class ApiFault:
     kind: str | None  # None | "error" (500) | "rate_limit" (429) | "drop" (cut response)
     delay: float  # seconds to wait before answering (0 = not slow)
     retry_after: int = 1
+    reset_early: bool = False  # a drop: reset before any byte (else cut mid-body)
 
     @property
     def label(self) -> str | None:
-        parts = [p for p in (self.kind, "slow" if self.delay else None) if p]
+        kind = self.kind
+        if kind == "drop":
+            kind = "drop-reset" if self.reset_early else "drop-partial"
+        parts = [p for p in (kind, "slow" if self.delay else None) if p]
         return "+".join(parts) or None
 
 
@@ -65,7 +69,9 @@ class FaultInjector:
             if name == "seed":
                 continue
             if name not in FAULT_FIELDS:
-                raise ValueError(f"unknown fault setting {name!r}; known: {', '.join(FAULT_FIELDS)}")
+                raise ValueError(
+                    f"unknown fault setting {name!r}; known: {', '.join(FAULT_FIELDS)}"
+                )
             if name == "latency" and value is None:
                 clean[name] = None
                 continue
@@ -102,6 +108,7 @@ class FaultInjector:
             s = self.settings
             u = self._api_rng.random()
             slow = self._api_rng.random() < s["slow_rate"]
+            early = self._api_rng.random() < 0.5
             kind: str | None = None
             edge = s["fault_rate"]
             if u < edge:
@@ -110,7 +117,12 @@ class FaultInjector:
                 kind = "rate_limit"
             elif u < edge + s["drop_rate"]:
                 kind = "drop"
-            return ApiFault(kind, float(s["slow_seconds"]) if slow else 0.0, int(s["retry_after"]))
+            return ApiFault(
+                kind,
+                float(s["slow_seconds"]) if slow else 0.0,
+                int(s["retry_after"]),
+                reset_early=early,
+            )
 
     def draw_cdn(self) -> CdnFault:
         with self._lock:

@@ -32,26 +32,31 @@ def load_generator(mode: str) -> tuple[GenerateFn, str]:
         return fake, "fake"
     try:
         module = importlib.import_module("sandbox.modelgen")
-    except ModuleNotFoundError as exc:
-        if mode == "auto" and exc.name in ("sandbox.modelgen",):
-            from .fakemodels import generate_model as fake
+        fn: GenerateFn = module.generate_model
+    except Exception as exc:
+        if mode != "auto":
+            raise
+        # auto is for tests while modelgen is being written: say loudly what happened.
+        from .fakemodels import generate_model as fake
 
-            log.warning("sandbox.modelgen is not available: serving fake models")
-            return fake, "fake"
-        raise
-    fn: GenerateFn = module.generate_model
+        log.warning("sandbox.modelgen is not usable (%r): serving fake models", exc)
+        return fake, "fake"
     return fn, "real"
 
 
 class ModelGenerator:
     """A single worker thread in front of ``generate_model``."""
 
-    def __init__(self, mode: str = "real", *, generator: GenerateFn | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, mode: str = "real", *, generator: GenerateFn | None = None, seed: int = 0
+    ) -> None:
         self._mode = mode
         self._fn = generator
         self.kind = "injected" if generator is not None else mode
         self._seed = seed
-        self._queue: queue.Queue[tuple[CacheKey, str, str, str, bytes | None] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[CacheKey, str, str, str, bytes | None] | None] = (
+            queue.Queue()
+        )
         self._cache: OrderedDict[CacheKey, concurrent.futures.Future[bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -70,7 +75,9 @@ class ModelGenerator:
         digest = hashlib.sha256(image).hexdigest() if image else ""
         return (prompt, fmt, quality, digest)
 
-    def request(self, prompt: str, fmt: str, quality: str, image: bytes | None) -> concurrent.futures.Future[bytes]:
+    def request(
+        self, prompt: str, fmt: str, quality: str, image: bytes | None
+    ) -> concurrent.futures.Future[bytes]:
         key = self.key(prompt, fmt, quality, image)
         with self._lock:
             fut = self._cache.get(key)

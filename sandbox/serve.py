@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 import uvicorn
 
-from .app import Sandbox, create_app, wrap
+from .app import ASGIApp, Sandbox, create_app, wrap
 from .cdn import CdnApp
 from .config import SandboxConfig
 from .generator import GenerateFn
@@ -55,7 +56,17 @@ def _url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://{shown}:{port}"
 
 
-async def serve(config: SandboxConfig, *, generator: GenerateFn | None = None, out: TextIO | None = None) -> None:
+async def _watch_parent(parent: int, stop: Callable[[], None]) -> None:
+    while True:
+        if os.getppid() != parent:  # re-parented: whoever started us is gone
+            stop()
+            return
+        await asyncio.sleep(0.5)
+
+
+async def serve(
+    config: SandboxConfig, *, generator: GenerateFn | None = None, out: TextIO | None = None
+) -> None:
     out = out or sys.stdout
     logging.getLogger("uvicorn.error").addFilter(_QuietIncomplete())
     api_sock = bind(config.host, config.port)
@@ -67,13 +78,23 @@ async def serve(config: SandboxConfig, *, generator: GenerateFn | None = None, o
     sandbox.state.cdn_url = _url(config.scheme, config.cdn_host, cdn_port)
     await asyncio.get_running_loop().run_in_executor(None, sandbox.start)
 
-    common: dict[str, object] = {
-        "log_level": config.log_level, "http": "h11", "timeout_graceful_shutdown": 2,
-        "ssl_certfile": config.tls_cert, "ssl_keyfile": config.tls_key, "server_header": False,
-        "access_log": config.log_level in ("debug", "info"),
-    }
-    api = _Server(uvicorn.Config(wrap(create_app(sandbox=sandbox), sandbox), lifespan="off", **common))  # type: ignore[arg-type]
-    cdn = _Server(uvicorn.Config(CdnApp(sandbox), lifespan="off", **common))  # type: ignore[arg-type]
+    def server(app: ASGIApp) -> _Server:
+        return _Server(
+            uvicorn.Config(
+                app,
+                lifespan="off",
+                log_level=config.log_level,
+                http="h11",  # the drop fault relies on h11's request cycle holding the transport
+                timeout_graceful_shutdown=2,
+                ssl_certfile=config.tls_cert,
+                ssl_keyfile=config.tls_key,
+                server_header=False,
+                access_log=config.log_level in ("debug", "info"),
+            )
+        )
+
+    api = server(wrap(create_app(sandbox=sandbox), sandbox))
+    cdn = server(CdnApp(sandbox))
 
     loop = asyncio.get_running_loop()
 
@@ -87,8 +108,10 @@ async def serve(config: SandboxConfig, *, generator: GenerateFn | None = None, o
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop)
 
-    tasks = [asyncio.ensure_future(api.serve(sockets=[api_sock])),
-             asyncio.ensure_future(cdn.serve(sockets=[cdn_sock]))]
+    tasks = [
+        asyncio.ensure_future(api.serve(sockets=[api_sock])),
+        asyncio.ensure_future(cdn.serve(sockets=[cdn_sock])),
+    ]
     while not (api.started and cdn.started):
         if any(t.done() for t in tasks):
             break
@@ -102,9 +125,16 @@ async def serve(config: SandboxConfig, *, generator: GenerateFn | None = None, o
         print("ready", file=out, flush=True)
     else:
         stop()
+    watcher = (
+        asyncio.ensure_future(_watch_parent(os.getppid(), stop))
+        if config.exit_with_parent
+        else None
+    )
     try:
         await asyncio.gather(*tasks)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         sandbox.stop()
         for sock in (api_sock, cdn_sock):
             sock.close()

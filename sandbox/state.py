@@ -34,7 +34,9 @@ EVENTS = ("job.completed", "job.failed")
 class ApiError(Exception):
     """An error answer: status, machine code, human message, extra headers."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -64,8 +66,12 @@ class Account:
 
     def public(self) -> dict[str, Any]:
         return {
-            "key_hint": key_hint(self.key), "plan": self.plan, "quota": self.quota,
-            "concurrency": self.concurrency, "used": self.used, "signing_secret": self.signing_secret,
+            "key_hint": key_hint(self.key),
+            "plan": self.plan,
+            "quota": self.quota,
+            "concurrency": self.concurrency,
+            "used": self.used,
+            "signing_secret": self.signing_secret,
         }
 
 
@@ -80,8 +86,12 @@ class Webhook:
 
     def public(self) -> dict[str, Any]:
         return {
-            "webhook_id": self.webhook_id, "owner": key_hint(self.owner), "url": self.url,
-            "events": self.events, "secret": self.secret, "created_at": iso(self.created_at),
+            "webhook_id": self.webhook_id,
+            "owner": key_hint(self.owner),
+            "url": self.url,
+            "events": self.events,
+            "secret": self.secret,
+            "created_at": iso(self.created_at),
         }
 
 
@@ -153,7 +163,9 @@ class Token:
 
 
 class SandboxState:
-    def __init__(self, config: SandboxConfig, faults: FaultInjector, webhooks: WebhookSender) -> None:
+    def __init__(
+        self, config: SandboxConfig, faults: FaultInjector, webhooks: WebhookSender
+    ) -> None:
         self.config = config
         self.faults = faults
         self.sender = webhooks
@@ -201,21 +213,37 @@ class SandboxState:
 
     def authenticate(self, header: str | None) -> Account:
         if not header:
-            raise ApiError(401, "missing_api_key", "Send the API key as 'Authorization: Bearer <key>'.",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "missing_api_key",
+                "Send the API key as 'Authorization: Bearer <key>'.",
+                {"WWW-Authenticate": "Bearer"},
+            )
         scheme, _, key = header.strip().partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
-            raise ApiError(401, "invalid_authorization", "The Authorization header must be 'Bearer <key>'.",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "invalid_authorization",
+                "The Authorization header must be 'Bearer <key>'.",
+                {"WWW-Authenticate": "Bearer"},
+            )
         with self.lock:
             if key in self.revoked:
-                raise ApiError(401, "revoked_api_key", "This API key was revoked.",
-                               {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                raise ApiError(
+                    401,
+                    "revoked_api_key",
+                    "This API key was revoked.",
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
             account = self.accounts.get(key)
             if account is None:
-                raise ApiError(401, "invalid_api_key", "The API key is not valid.",
-                               {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                raise ApiError(
+                    401,
+                    "invalid_api_key",
+                    "The API key is not valid.",
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
             return account
 
     def manage_keys(self, add: list[str], revoke: list[str], unrevoke: list[str]) -> dict[str, Any]:
@@ -223,15 +251,25 @@ class SandboxState:
             primary = self.accounts[self.config.api_key]
             for key in add:
                 if key and key not in self.accounts:
-                    self.accounts[key] = Account(key, primary.plan, primary.quota, primary.concurrency, 0,
-                                                 new_secret())
+                    self.accounts[key] = Account(
+                        key, primary.plan, primary.quota, primary.concurrency, 0, new_secret()
+                    )
                     self.keys.append(key)
             self.revoked.update(k for k in revoke if k)
             self.revoked.difference_update(unrevoke)
-            return {"keys": [key_hint(k) for k in self.keys], "revoked": [key_hint(k) for k in self.revoked]}
+            return {
+                "keys": [key_hint(k) for k in self.keys],
+                "revoked": [key_hint(k) for k in self.revoked],
+            }
 
-    def set_plan(self, plan: str | None, quota: int | None, used: int | None, concurrency: int | None,
-                 key: str | None) -> list[dict[str, Any]]:
+    def set_plan(
+        self,
+        plan: str | None,
+        quota: int | None,
+        used: int | None,
+        concurrency: int | None,
+        key: str | None,
+    ) -> list[dict[str, Any]]:
         if plan is not None and plan not in PLANS:
             raise ApiError(400, "invalid_plan", f"Unknown plan {plan!r}; use {', '.join(PLANS)}.")
         with self.lock:
@@ -256,7 +294,9 @@ class SandboxState:
         """Deterministic per request: same seed and request -> same duration."""
         latency = self.faults.get("latency")
         spread = float(self.faults.get("latency_spread"))
-        digest = hashlib.sha256(f"{self.config.seed}|{prompt}|{fmt}|{quality}|{image_sha}".encode()).digest()
+        digest = hashlib.sha256(
+            f"{self.config.seed}|{prompt}|{fmt}|{quality}|{image_sha}".encode()
+        ).digest()
         u = int.from_bytes(digest[:8], "big") / 2**64
         if latency is None:
             low, high = REALISTIC_LATENCY
@@ -268,36 +308,60 @@ class SandboxState:
         with self.lock:
             if account.used >= account.quota:
                 raise ApiError(
-                    403, "plan_limit_reached",
+                    403,
+                    "plan_limit_reached",
                     f"The {account.plan} plan's {account.quota} generations this month are used up.",
                 )
             now = time.monotonic()
-            running = [j for j in self.jobs.values() if j.owner == account.key and self._advance(j, now)]
+            running = [
+                j for j in self.jobs.values() if j.owner == account.key and self._advance(j, now)
+            ]
             if len(running) >= account.concurrency:
                 soonest = min(j.due_mono for j in running) - now
                 wait = max(1, math.ceil(soonest))
                 raise ApiError(
-                    429, "concurrency_limit",
+                    429,
+                    "concurrency_limit",
                     f"{len(running)} jobs are already queued or processing; the {account.plan} plan "
                     f"allows {account.concurrency} at once.",
                     {"Retry-After": str(wait)},
                 )
 
     def create_job(
-        self, account: Account, *, prompt: str, fmt: str, quality: str, image_sha: str | None,
-        callback_url: str | None, idempotency_key: str | None,
-        model: concurrent.futures.Future[bytes] | None, source: str = "api", blob_size: int | None = None,
-        charge: bool = True, latency: float | None = None,
+        self,
+        account: Account,
+        *,
+        prompt: str,
+        fmt: str,
+        quality: str,
+        image_sha: str | None,
+        callback_url: str | None,
+        idempotency_key: str | None,
+        model: concurrent.futures.Future[bytes] | None,
+        source: str = "api",
+        blob_size: int | None = None,
+        charge: bool = True,
+        latency: float | None = None,
     ) -> Job:
         with self.lock:
             job = Job(
                 job_id="gen_" + secrets.token_urlsafe(12).replace("-", "x").replace("_", "y"),
-                owner=account.key, prompt=prompt, format=fmt, quality=quality, image_sha256=image_sha,
-                callback_url=callback_url, idempotency_key=idempotency_key, created_at=time.time(),
+                owner=account.key,
+                prompt=prompt,
+                format=fmt,
+                quality=quality,
+                image_sha256=image_sha,
+                callback_url=callback_url,
+                idempotency_key=idempotency_key,
+                created_at=time.time(),
                 created_mono=time.monotonic(),
-                latency=self.job_latency(prompt, fmt, quality, image_sha) if latency is None else latency,
+                latency=self.job_latency(prompt, fmt, quality, image_sha)
+                if latency is None
+                else latency,
                 will_fail=self.faults.draw_job_failure() if source == "api" else False,
-                model=model, blob_size=blob_size, source=source,
+                model=model,
+                blob_size=blob_size,
+                source=source,
             )
             self.jobs[job.job_id] = job
             if charge:
@@ -330,7 +394,10 @@ class SandboxState:
             return True
         elif job.will_fail and job.forced is None:
             outcome = "failed"
-            error = {"code": "generation_failed", "message": "The model could not be generated from this prompt."}
+            error = {
+                "code": "generation_failed",
+                "message": "The model could not be generated from this prompt.",
+            }
         elif job.model is None:
             outcome = "completed"
         elif job.model.done():
@@ -339,10 +406,16 @@ class SandboxState:
                 outcome = "completed"
             elif isinstance(exc, NotImplementedError):
                 outcome = "failed"
-                error = {"code": "unsupported_format", "message": f"The {job.format} format is not available."}
+                error = {
+                    "code": "unsupported_format",
+                    "message": f"The {job.format} format is not available.",
+                }
             else:
                 outcome = "failed"
-                error = {"code": "generation_error", "message": "The generator failed on this prompt."}
+                error = {
+                    "code": "generation_error",
+                    "message": "The generator failed on this prompt.",
+                }
         else:
             job.status = "processing"  # past due but the generator is still working
             return True
@@ -367,7 +440,10 @@ class SandboxState:
             if not job.active:
                 return job
             job.forced = outcome
-            job.forced_error = error or {"code": "generation_failed", "message": "Failed by the sandbox admin."}
+            job.forced_error = error or {
+                "code": "generation_failed",
+                "message": "Failed by the sandbox admin.",
+            }
             self._advance(job, time.monotonic())
             return job
 
@@ -419,15 +495,23 @@ class SandboxState:
             now = time.monotonic()
             self._advance(job, now)
             view: dict[str, Any] = {
-                "job_id": job.job_id, "status": job.status, "format": job.format,
-                "quality": job.quality, "created_at": iso(job.created_at),
+                "job_id": job.job_id,
+                "status": job.status,
+                "format": job.format,
+                "quality": job.quality,
+                "created_at": iso(job.created_at),
             }
             if job.active:
                 view["progress"] = job.progress(now)
                 view["estimated_time_seconds"] = max(0, math.ceil(job.due_mono - now))
             elif job.status == "completed":
                 url, expires = self._model_url(job)
-                view.update(progress=100, model_url=url, expires_at=iso(expires), completed_at=iso(job.completed_at))
+                view.update(
+                    progress=100,
+                    model_url=url,
+                    expires_at=iso(expires),
+                    completed_at=iso(job.completed_at),
+                )
             else:
                 view.update(error=job.error, completed_at=iso(job.completed_at))
             return view
@@ -435,32 +519,48 @@ class SandboxState:
     def _notify(self, job: Job) -> None:
         """Queue webhook deliveries for a job that just finished (lock held)."""
         event = "job.completed" if job.status == "completed" else "job.failed"
-        payload: dict[str, Any] = {"event": event, "job_id": job.job_id, "model_url": None, "status": job.status}
+        payload: dict[str, Any] = {
+            "event": event,
+            "job_id": job.job_id,
+            "model_url": None,
+            "status": job.status,
+        }
         if job.status == "completed":
             payload["model_url"], _ = self._model_url(job)
         else:
             payload["error"] = job.error
         hooks = [w for w in self.webhooks if w.owner == job.owner and event in w.events]
         for hook in hooks:
-            self.sender.enqueue(url=hook.url, secrets_=[hook.secret], payload=payload, webhook_id=hook.webhook_id)
+            self.sender.enqueue(
+                url=hook.url, secrets_=[hook.secret], payload=payload, webhook_id=hook.webhook_id
+            )
         if job.callback_url and all(h.url != job.callback_url for h in hooks):
             # The callback has no secret of its own: sign with the account's signing secret
             # and with every registered webhook secret (Standard Webhooks allows several).
             owner_hooks = [w.secret for w in self.webhooks if w.owner == job.owner]
-            keys = [self.accounts[job.owner].signing_secret, *owner_hooks] if job.owner in self.accounts \
+            keys = (
+                [self.accounts[job.owner].signing_secret, *owner_hooks]
+                if job.owner in self.accounts
                 else owner_hooks
+            )
             if keys:
-                self.sender.enqueue(url=job.callback_url, secrets_=keys, payload=payload, webhook_id=None)
+                self.sender.enqueue(
+                    url=job.callback_url, secrets_=keys, payload=payload, webhook_id=None
+                )
 
     def add_webhook(self, account: Account, url: str, events: list[str]) -> Webhook:
         with self.lock:
-            hook = Webhook("wh_" + secrets.token_hex(10), account.key, url, events, new_secret(), time.time())
+            hook = Webhook(
+                "wh_" + secrets.token_hex(10), account.key, url, events, new_secret(), time.time()
+            )
             self.webhooks.append(hook)
             return hook
 
     # --- idempotency -------------------------------------------------------------------
 
-    def idempotency_begin(self, account: Account, key: str, fingerprint: str) -> IdempotencyEntry | None:
+    def idempotency_begin(
+        self, account: Account, key: str, fingerprint: str
+    ) -> IdempotencyEntry | None:
         """None: go ahead (entry reserved). An entry: replay it. ApiError: conflict/mismatch."""
         with self.lock:
             now = time.time()
@@ -472,16 +572,23 @@ class SandboxState:
                 self.idempotency[slot] = IdempotencyEntry(fingerprint, now)
                 return None
             if entry.fingerprint != fingerprint:
-                raise ApiError(422, "idempotency_key_reused",
-                               "This Idempotency-Key was already used with a different request body.")
+                raise ApiError(
+                    422,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request body.",
+                )
             if entry.job_id is None:
-                raise ApiError(409, "idempotency_key_in_use",
-                               "A request with this Idempotency-Key is still being processed; retry shortly.",
-                               {"Retry-After": "1"})
+                raise ApiError(
+                    409,
+                    "idempotency_key_in_use",
+                    "A request with this Idempotency-Key is still being processed; retry shortly.",
+                    {"Retry-After": "1"},
+                )
             return entry
 
-    def idempotency_finish(self, account: Account, key: str, job: Job, status_code: int,
-                           body: dict[str, Any]) -> None:
+    def idempotency_finish(
+        self, account: Account, key: str, job: Job, status_code: int, body: dict[str, Any]
+    ) -> None:
         with self.lock:
             entry = self.idempotency.get((account.key, key))
             if entry is not None:
@@ -509,18 +616,34 @@ class SandboxState:
             jobs = []
             for job in sorted(self.jobs.values(), key=lambda j: j.created_mono):
                 self._advance(job, now)
-                jobs.append({
-                    "job_id": job.job_id, "id": job.job_id, "status": job.status,
-                    "idempotency_key": job.idempotency_key, "prompt": job.prompt, "format": job.format,
-                    "quality": job.quality, "has_image": job.image_sha256 is not None,
-                    "callback_url": job.callback_url, "owner": key_hint(job.owner), "source": job.source,
-                    "created_at": iso(job.created_at), "completed_at": iso(job.completed_at),
-                    "latency": job.latency, "progress": job.progress(now), "polls": job.polls,
-                    "error": job.error, "will_fail": job.will_fail, "blob_size": job.blob_size,
-                })
+                jobs.append(
+                    {
+                        "job_id": job.job_id,
+                        "id": job.job_id,
+                        "status": job.status,
+                        "idempotency_key": job.idempotency_key,
+                        "prompt": job.prompt,
+                        "format": job.format,
+                        "quality": job.quality,
+                        "has_image": job.image_sha256 is not None,
+                        "callback_url": job.callback_url,
+                        "owner": key_hint(job.owner),
+                        "source": job.source,
+                        "created_at": iso(job.created_at),
+                        "completed_at": iso(job.completed_at),
+                        "latency": job.latency,
+                        "progress": job.progress(now),
+                        "polls": job.polls,
+                        "error": job.error,
+                        "will_fail": job.will_fail,
+                        "blob_size": job.blob_size,
+                    }
+                )
             primary = self.accounts[self.config.api_key]
             return {
-                "base_url": self.base_url, "cdn_url": self.cdn_url, "generator": generator_kind,
+                "base_url": self.base_url,
+                "cdn_url": self.cdn_url,
+                "generator": generator_kind,
                 "started_at": iso(self.started_at),
                 "jobs": jobs,
                 "generations_used": primary.used,
@@ -535,8 +658,12 @@ class SandboxState:
             }
 
 
-def start_ticker(state: SandboxState, stop: threading.Event, interval: float = 0.05,
-                 on_error: Callable[[BaseException], None] | None = None) -> threading.Thread:
+def start_ticker(
+    state: SandboxState,
+    stop: threading.Event,
+    interval: float = 0.05,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> threading.Thread:
     """Advance jobs in the background so completion webhooks fire without polling."""
 
     def run() -> None:

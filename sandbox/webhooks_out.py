@@ -66,7 +66,9 @@ class Delivery:
 
 
 class WebhookSender:
-    def __init__(self, *, retries: int, backoff: float, timeout: float, ca_bundle: str | None) -> None:
+    def __init__(
+        self, *, retries: int, backoff: float, timeout: float, ca_bundle: str | None
+    ) -> None:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.timeout = timeout
@@ -82,11 +84,18 @@ class WebhookSender:
         self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
         self._thread.start()
 
-    def enqueue(self, *, url: str, secrets_: list[str], payload: dict[str, Any], webhook_id: str | None) -> None:
+    def enqueue(
+        self, *, url: str, secrets_: list[str], payload: dict[str, Any], webhook_id: str | None
+    ) -> None:
         body = json.dumps(payload, separators=(",", ":"))
         delivery = Delivery(
-            delivery_id="msg_" + secrets.token_hex(12), url=url, secrets=secrets_, body=body,
-            event=str(payload.get("event")), job_id=str(payload.get("job_id")), webhook_id=webhook_id,
+            delivery_id="msg_" + secrets.token_hex(12),
+            url=url,
+            secrets=secrets_,
+            body=body,
+            event=str(payload.get("event")),
+            job_id=str(payload.get("job_id")),
+            webhook_id=webhook_id,
         )
         with self._wake:
             self._log.append(delivery)
@@ -126,7 +135,9 @@ class WebhookSender:
 
     def _attempt(self, delivery: Delivery, generation: int) -> None:
         timestamp = int(time.time())
-        signature = " ".join(sign(s, delivery.delivery_id, timestamp, delivery.body) for s in delivery.secrets)
+        signature = " ".join(
+            sign(s, delivery.delivery_id, timestamp, delivery.body) for s in delivery.secrets
+        )
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -137,8 +148,12 @@ class WebhookSender:
         record: dict[str, Any] = {"time": time.time(), "status": None, "error": None}
         try:
             resp = requests.post(
-                delivery.url, data=delivery.body.encode(), headers=headers,
-                timeout=self.timeout, verify=self.verify, allow_redirects=False,
+                delivery.url,
+                data=delivery.body.encode(),
+                headers=headers,
+                timeout=self.timeout,
+                verify=self.verify,
+                allow_redirects=False,
             )
             record["status"] = resp.status_code
             ok = 200 <= resp.status_code < 300

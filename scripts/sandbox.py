@@ -10,6 +10,7 @@ Ctrl-C or SIGTERM stops it. Every flag: ``--help`` or docs/sandbox.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import tempfile
@@ -27,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.serve import serve
 
     config = config_from_args(argv)
+    logging.basicConfig(
+        level=config.log_level.upper(), format="sandbox %(levelname)s %(name)s: %(message)s"
+    )
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
@@ -34,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"sandbox: cannot listen: {exc}", file=sys.stderr)
         return 2
-    except ModuleNotFoundError as exc:
-        print(f"sandbox: the model generator is not available ({exc}); "
-              "use --models auto or --fake-models for tests", file=sys.stderr)
+    except (ImportError, AttributeError) as exc:
+        print(
+            f"sandbox: the model generator is not available ({exc!r}); "
+            "use --models auto or --fake-models for tests",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
