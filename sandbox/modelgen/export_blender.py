@@ -1,13 +1,19 @@
 """FBX and USDZ through Blender's own exporters (the `bpy` module).
 
-bpy is one process-wide Blender: every call takes `_BPY_LOCK`, starts from
-factory settings with an empty scene, builds objects from the model's parts
-(foreach_set, no operators), exports into a private temp dir, reads the bytes
-back and resets the scene again so no data leaks into the next call.
+bpy must run on the main thread of its process (operators from another thread
+crash Blender), and the server calls us from a worker thread. So the bpy work
+happens in a helper process (`bpy_worker`) whose main thread runs
+`export_in_process`; `export` ships it plain arrays and gets bytes back.
+
+Per request the helper starts from factory settings with an empty scene, builds
+objects from the parts (foreach_set, no mesh operators), exports into a private
+temp dir, reads the bytes and resets the scene again.
 
 FBX determinism: Blender stamps the export time into the header
-(CreationTimeStamp); `_pin_fbx_timestamp` rewrites it to 1970-01-01 00:00:00 so
-the same model gives the same bytes.
+(CreationTimeStamp); `_pin_fbx_timestamp` rewrites it to 1970-01-01 00:00:00,
+and texture paths naming the random temp dir are pinned to a fixed name, so the
+same model gives the same bytes. USDZ: Blender writes sibling prims in a
+per-run order, so bytes may differ while prims, points and materials do not.
 """
 
 from __future__ import annotations
@@ -19,15 +25,38 @@ import os
 import re
 import struct
 import tempfile
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from .model import Model, ModelPart
+from .materials import Material
+from .model import Model
 
-_BPY_LOCK = threading.Lock()
+
+@dataclass
+class PartSpec:
+    """One part as plain picklable data for the helper process."""
+
+    name: str
+    vertices: NDArray[np.float32]
+    faces: NDArray[np.int32]
+    material: Material
+    uv: NDArray[np.float32] | None = None
+    vertex_colors: NDArray[np.uint8] | None = None
+    texture_png: bytes | None = None
+
+
+def scene_spec(model: Model) -> list[PartSpec]:
+    return [PartSpec(mp.part.name, np.asarray(mp.part.mesh.vertices, dtype=np.float32),
+                     np.asarray(mp.part.mesh.faces, dtype=np.int32), mp.material,
+                     None if mp.part.uv is None else np.asarray(mp.part.uv, dtype=np.float32),
+                     mp.part.vertex_colors, mp.part.texture_png)
+            for mp in model.parts]
+
+
 SMOOTH_ANGLE = math.radians(35.0)  # same hard-edge threshold as the GLB writer
 
 
@@ -38,8 +67,8 @@ def _bpy() -> Any:
     return bpy
 
 
-def _material(bpy: Any, mp: ModelPart, tmp: Path, cache: dict[object, Any]) -> Any:
-    part, m = mp.part, mp.material
+def _material(bpy: Any, part: PartSpec, tmp: Path, cache: dict[object, Any]) -> Any:
+    m = part.material
     key = (m, part.name if part.texture_png else None)
     if key in cache:
         return cache[key]
@@ -82,10 +111,8 @@ def _material(bpy: Any, mp: ModelPart, tmp: Path, cache: dict[object, Any]) -> A
     return mat
 
 
-def _mesh_object(bpy: Any, mp: ModelPart, mat: Any) -> Any:
-    part = mp.part
-    verts = np.asarray(part.mesh.vertices, dtype=np.float32)
-    faces = np.asarray(part.mesh.faces, dtype=np.int32)
+def _mesh_object(bpy: Any, part: PartSpec, mat: Any) -> Any:
+    verts, faces = part.vertices, part.faces
     me = bpy.data.meshes.new(part.name)
     me.vertices.add(len(verts))
     me.vertices.foreach_set("co", verts.ravel())
@@ -108,15 +135,15 @@ def _mesh_object(bpy: Any, mp: ModelPart, mat: Any) -> Any:
     return bpy.data.objects.new(part.name, me)
 
 
-def _build_scene(bpy: Any, model: Model, tmp: Path) -> None:
+def _build_scene(bpy: Any, name: str, parts: list[PartSpec], tmp: Path) -> None:
     scene = bpy.context.scene
     scene.unit_settings.system = "METRIC"
     scene.unit_settings.scale_length = 1.0
-    root = bpy.data.objects.new(model.name, None)
+    root = bpy.data.objects.new(name, None)
     scene.collection.objects.link(root)
     cache: dict[object, Any] = {}
-    for mp in model.parts:
-        obj = _mesh_object(bpy, mp, _material(bpy, mp, tmp, cache))
+    for part in parts:
+        obj = _mesh_object(bpy, part, _material(bpy, part, tmp, cache))
         scene.collection.objects.link(obj)
         obj.parent = root
 
@@ -140,17 +167,17 @@ def _pin_fbx_timestamp(data: bytes) -> bytes:
     return bytes(out)
 
 
-def export(model: Model, fmt: str) -> bytes:
-    """FBX (binary 7.4) or USDZ bytes for `model`."""
+def export_in_process(name: str, parts: list[PartSpec], fmt: str) -> bytes:
+    """FBX (binary 7.4) or USDZ bytes. Main thread of the process only (bpy)."""
     if fmt not in ("fbx", "usdz"):
         raise ValueError(f"export_blender handles fbx and usdz, not {fmt!r}")
-    with _BPY_LOCK, tempfile.TemporaryDirectory(prefix="modelgen-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix="modelgen-") as tmpdir:
         bpy = _bpy()
         tmp = Path(tmpdir)
         bpy.ops.wm.read_factory_settings(use_empty=True)
         try:
-            _build_scene(bpy, model, tmp)
-            out = tmp / f"{model.name}.{fmt}"
+            _build_scene(bpy, name, parts, tmp)
+            out = tmp / f"{name}.{fmt}"
             if fmt == "fbx":
                 with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints progress
                     bpy.ops.export_scene.fbx(
@@ -173,7 +200,7 @@ def export(model: Model, fmt: str) -> bytes:
                 export_animation=False, export_uvmaps=True, export_mesh_colors=True,
                 export_normals=True, export_materials=True, generate_preview_surface=True,
                 convert_orientation=True, export_global_forward_selection="NEGATIVE_Z",
-                export_global_up_selection="Y", root_prim_path=f"/{model.name}",
+                export_global_up_selection="Y", root_prim_path=f"/{name}",
                 export_lights=False, export_cameras=False, relative_paths=True,
                 convert_scene_units="METERS",
             )
@@ -181,3 +208,12 @@ def export(model: Model, fmt: str) -> bytes:
         finally:
             # Leave nothing behind (meshes, images pointing into the deleted temp dir).
             bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def export(model: Model, fmt: str) -> bytes:
+    """FBX or USDZ bytes for `model`, from any thread (runs in the bpy helper process)."""
+    if fmt not in ("fbx", "usdz"):
+        raise ValueError(f"export_blender handles fbx and usdz, not {fmt!r}")
+    from .bpy_worker import run
+
+    return run(model.name, scene_spec(model), fmt)

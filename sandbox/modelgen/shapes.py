@@ -149,7 +149,9 @@ def _sofa(c: Ctx) -> list[Part]:
              Part("back", g.box((0.25, w, 0.55), d, center=(-depth / 2 + 0.125, 0, 0.6)),
                   "back", "fabric")]
     for side, y in (("left", w / 2 - 0.1), ("right", -w / 2 + 0.1)):
-        parts.append(Part(f"armrest_{side}", g.box((depth, 0.2, 0.3), d, center=(0, y, 0.5)),
+        # Slightly proud of the base on every side: coplanar faces would z-fight.
+        parts.append(Part(f"armrest_{side}", g.box((depth + 0.02, 0.22, 0.3), d,
+                                                   center=(0.0, y + np.sign(y) * 0.01, 0.5)),
                           "arm", "fabric"))
     inner = w - 0.4
     for side, y in (("left", inner / 4), ("right", -inner / 4)):
@@ -233,8 +235,8 @@ def _house(c: Ctx) -> list[Part]:
                ((0.08, 0.9, 0.9), (-w / 2, 0, 1.7)),
                ((0.08, 0.9, 0.9), (w / 2, 0, 1.7))]
     for i, (ext, ctr) in enumerate(windows):
-        parts.append(Part(f"window_{i + 1}", g.box(ext, d, center=ctr), "window", "glass",
-                          accepts_global=False))
+        parts.append(Part(f"window_{i + 1}", g.box(ext, d, center=ctr), "window",
+                          "dark_glass", accepts_global=False))
     return parts
 
 
@@ -365,10 +367,19 @@ def _rock(c: Ctx) -> list[Part]:
     for i, (r, ctr, sc) in enumerate([(0.5, (0.0, 0.0), (1.0, 0.8, 0.62)),
                                       (0.14, (0.62, 0.25), (1.0, 0.9, 0.7)),
                                       (0.1, (-0.5, 0.45), (1.0, 0.85, 0.65))]):
-        s = g.sphere(c.j(r), d, scale=sc, sections=40, rings=20)
-        _noise_displace(s, c.rng, 0.09, waves=8, freq=(1.0, 4.0))
-        v = s.vertices
-        floor = float(v[:, 2].min()) * 0.6
+        # Lumps on a round sphere first, then squash: noise applied after an anisotropic
+        # scale exaggerates the wide equator into a skirt.
+        s = g.sphere(1.0, d, sections=40, rings=20)
+        _noise_displace(s, c.rng, 0.04, waves=8, freq=(2.0, 5.0))
+        v = np.asarray(s.vertices, dtype=np.float64)
+        # Flat facets: push everything outside a few random planes back onto them.
+        for _ in range(9):
+            n = c.rng.normal(size=3)
+            n /= np.linalg.norm(n)
+            over = np.maximum(v @ n - c.rng.uniform(0.7, 0.9), 0.0)
+            v = v - over[:, None] * n
+        v = v * (c.j(r) * np.asarray(sc))
+        floor = float(v[:, 2].min()) * 0.8
         v[:, 2] = np.maximum(v[:, 2], floor) - floor  # flat underside resting on z=0
         s.vertices = v + np.array([ctr[0], ctr[1], 0.0])
         name = "rock" if i == 0 else f"pebble_{i}"
@@ -433,10 +444,10 @@ def _crate(c: Ctx) -> list[Part]:
                 ext[axis] = s + 0.01
                 o1, o2 = (axis + 1) % 3, (axis + 2) % 3
                 ctr[o1], ctr[o2] = a * (e - t / 2 + 0.005), b * (e - t / 2 + 0.005)
-                ctr[2] += e
+                ctr[2] += e + 0.005  # the frame stands 5 mm proud of the body, also below
                 edges.append(g.box((ext[0], ext[1], ext[2]), d, center=(ctr[0], ctr[1], ctr[2]),
                                    grid=1))
-    return [Part("body", g.box((s, s, s), d, center=(0, 0, e), grid=4), "body", "wood"),
+    return [Part("body", g.box((s, s, s), d, center=(0, 0, e + 0.005), grid=4), "body", "wood"),
             Part("frame", g.combine(edges), "frame", "wood")]
 
 
