@@ -163,3 +163,14 @@ def test_size_words_scale_the_model() -> None:
 def test_arbitrary_prompts_always_give_a_glb(prompt: str, seed: int) -> None:
     data = generate_model(prompt, "glb", "draft", seed=seed)
     assert data[:4] == b"glTF" and len(data) > 1000
+
+
+@pytest.mark.parametrize("noun, variant, count", [("chair", "stool", 5), ("chair", "sofa", 10),
+                                                  ("tree", "pine", 4), ("lamp", "floor", 4)])
+def test_variants(noun: str, variant: str, count: int) -> None:
+    parts = build_parts(noun, variant, "draft")
+    assert len(parts) == count
+    assert all(p.mesh.is_watertight and p.mesh.volume > 0 for p in parts)
+    assert [p.name for p in parts] != [p.name for p in build_parts(noun, None, "draft")] or (
+        max(p.mesh.bounds[1][2] for p in parts)
+        != max(p.mesh.bounds[1][2] for p in build_parts(noun, None, "draft")))
