@@ -144,6 +144,8 @@ class HIPTAH_OT_generate(bpy.types.Operator):
             report(self, "INFO", f"HiPtah: queued “{record.label(40)}” ({fmt}, {quality}).")
             return {"FINISHED"}
         record = rt.wait_for(record.local_id, context=context)
+        for level, text in rt.take_notices(exclude=record.local_id):  # other jobs that moved meanwhile
+            self.report({level}, text)  # type: ignore[arg-type]
         return self._finish_blocking(rt, record)
 
     def _finish_blocking(self, rt: runtime.Runtime, record: Any) -> Result:

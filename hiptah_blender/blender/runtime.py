@@ -62,6 +62,16 @@ def _user_agent() -> str:
     return f"hiptah-blender/{addon_version()} Blender/{bpy.app.version_string}"
 
 
+def _ensure_folder(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise errors.StorageError(
+            f"The download folder {path} cannot be created ({exc.strerror or exc}).",
+            hint="Choose a writable Download Folder in Edit > Preferences > Add-ons > HiPtah.",
+        ) from None
+
+
 def tag_redraw() -> None:
     """Redraw the 3D Viewport sidebars (the HiPtah panel lives there)."""
     wm = bpy.context.window_manager
@@ -85,17 +95,19 @@ class Runtime:
 
         self.settings = settings
         self.user_agent = _user_agent()
-        os.makedirs(settings.download_dir, exist_ok=True)
+        _ensure_folder(settings.download_dir)
         self.scheduler: Scheduler = Scheduler(self._make_client, JobStore(store_path()), self._config(settings))
         self.snapshots: dict[str, JobRecord] = {}
         self.order: list[str] = []
         # Import failures are local to this session (the job stays DOWNLOADED, file kept).
         self.import_errors: dict[str, ErrorInfo] = {}
-        self.notices: list[tuple[str, str]] = []  # reports for the monitor to show
+        # (level, text, local id): what happened to jobs while stepping, for whoever shows
+        # it (the monitor reports each; a blocking generate reports its own job itself).
+        self.notices: list[tuple[str, str, str]] = []
         self.undo_pushes = 0
         self._last_redraw = 0.0
         if self.scheduler.warning:
-            self._notice("WARNING", self.scheduler.warning)
+            self._notice("", "WARNING", self.scheduler.warning)
         self.sync()
 
     # ------------------------------------------------------------------ settings
@@ -118,7 +130,7 @@ class Runtime:
         scheduler: it rebuilds its client lazily, operations under way finish as they are."""
         settings = read_settings(context)
         if settings != self.settings:
-            os.makedirs(settings.download_dir, exist_ok=True)
+            _ensure_folder(settings.download_dir)
             self.settings = settings
             self.scheduler.reconfigure(client_factory=self._make_client, config=self._config(settings))
         return self.settings
@@ -248,7 +260,7 @@ class Runtime:
             return
         if job.state is JobState.FAILED and event.previous_state is not JobState.FAILED:
             text = job.error.user_text() if job.error else "The job failed."
-            self._notice("ERROR", f"HiPtah: “{job.label(30)}” failed: {text}")
+            self._notice(job.local_id, "ERROR", f"HiPtah: “{job.label(30)}” failed: {text}")
         elif job.state is JobState.DOWNLOADED and event.previous_state is not JobState.DOWNLOADED:
             self._auto_import(context, job.local_id, push_undo)
 
@@ -258,12 +270,13 @@ class Runtime:
             return  # already imported (several events for one job in one tick)
         meta = record.meta
         if not meta.get("auto_import", True):
-            self._notice("INFO", f"HiPtah: “{record.label(30)}” is downloaded; import it from the HiPtah panel.")
+            self._notice(local_id, "INFO", f"HiPtah: “{record.label(30)}” is downloaded; import it from the HiPtah panel.")
             return
         scene = bpy.data.scenes.get(meta.get("scene", ""))
         if scene is None or meta.get("blend", "") != bpy.data.filepath:
             # Another file is open now: never drop a model into an unrelated scene.
             self._notice(
+                local_id,
                 "INFO",
                 f"HiPtah: “{record.label(30)}” is downloaded; its scene is not open, import it from the panel.",
             )
@@ -271,16 +284,18 @@ class Runtime:
         try:
             roots = self.import_job(context, local_id, scene=scene, push_undo=push_undo)
         except errors.HiptahError as exc:
-            self._notice("ERROR", f"HiPtah: “{record.label(30)}”: {exc.user_text()}")
+            self._notice(local_id, "ERROR", f"HiPtah: “{record.label(30)}”: {exc.user_text()}")
             return
-        self._notice("INFO", f"HiPtah: imported “{record.label(30)}” as {roots[0].name}.")
+        self._notice(local_id, "INFO", f"HiPtah: imported “{record.label(30)}” as {roots[0].name}.")
 
-    def _notice(self, level: str, text: str) -> None:
-        self.notices.append((level, add_report(level, text)))
+    def _notice(self, local_id: str, level: str, text: str) -> None:
+        self.notices.append((level, errors.redact(text), local_id))
 
-    def take_notices(self) -> list[tuple[str, str]]:
+    def take_notices(self, *, exclude: str | None = None) -> list[tuple[str, str]]:
+        """Pending notices as (level, text), recorded in REPORTS; ``exclude`` drops those
+        about one job (its blocking operator reports the outcome itself)."""
         notices, self.notices = self.notices, []
-        return notices
+        return [(level, add_report(level, text)) for level, text, local_id in notices if local_id != exclude or not exclude]
 
     def wait_for(
         self, local_id: str, timeout: float | None = None, *, context: Any = None, interval: float = 0.05

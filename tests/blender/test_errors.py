@@ -170,3 +170,11 @@ def test_partial_import_is_rolled_back(addon: Addon, monkeypatch: pytest.MonkeyP
     with pytest.raises(RuntimeError, match="importer crashed half way"):
         bpy.ops.hiptah.import_job(local_id=record.local_id)
     assert _scene_state() == before
+
+
+def test_unwritable_download_folder(addon: Addon, tmp_path: Any) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    addon.prefs.download_dir = str(blocker / "models")
+    text = generate_error(addon)
+    assert "cannot be created" in text and "Download Folder" in text
