@@ -32,7 +32,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hiptah_blender.client.images import MAX_IMAGE_BYTES, sniff_image_type
+from hiptah_blender.client.errors import InvalidImageError
+from hiptah_blender.client.images import MAX_IMAGE_BYTES, check_data_uri
 from hiptah_blender.client.validation import FORMATS, QUALITIES, is_loopback_host, prompt_problem
 
 from .config import SandboxConfig
@@ -54,7 +55,6 @@ MAX_URL_CHARS = 2048
 # How long POST /generate waits for the first model of a format it has not produced yet,
 # to answer 422 if the generator cannot make that format at all.
 FORMAT_PROBE_SECONDS = 30.0
-_DATA_URI = re.compile(r"^data:(image/(?:png|jpeg|webp));base64,(.*)$", re.DOTALL)
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -166,25 +166,18 @@ def _check_url(value: Any, field: str) -> str:
 def _decode_image(value: Any) -> bytes:
     if not isinstance(value, str):
         raise ApiError(400, "invalid_image", "image must be a data URI string.")
-    match = _DATA_URI.match(value)
-    if not match:
-        raise ApiError(
-            400, "invalid_image", "image must be a data:image/png|jpeg|webp;base64,... URI."
-        )
-    payload = re.sub(r"\s+", "", match.group(2))
-    if len(payload) > (MAX_IMAGE_BYTES * 4) // 3 + 8:
-        raise ApiError(400, "invalid_image", "The image is larger than 10 MB.")
+    try:
+        check_data_uri(value)  # the contract's shape, declared type and size, as the client checks
+    except InvalidImageError as exc:
+        raise ApiError(400, "invalid_image", exc.message) from None
+    # The client only sniffs the head; the server decodes all of it.
+    payload = re.sub(r"\s+", "", value.split(",", 1)[1])
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, "invalid_image", "The image data is not valid base64.") from None
     if not data or len(data) > MAX_IMAGE_BYTES:
         raise ApiError(400, "invalid_image", "The image must be 1 byte to 10 MB.")
-    kind = sniff_image_type(data[:16])
-    if kind is None or match.group(1) != f"image/{kind}":
-        raise ApiError(
-            400, "invalid_image", "The image data is not the PNG, JPEG or WebP it claims to be."
-        )
     return data
 
 
@@ -242,6 +235,20 @@ def _transport_of(send: Send) -> asyncio.Transport | None:
     return transport if isinstance(transport, asyncio.Transport) else None
 
 
+def reset_connection(send: Send) -> bool:
+    """Abort the connection with an RST ("connection reset by peer"); False if impossible."""
+    transport = _transport_of(send)
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Linger 0: close() sends RST instead of an orderly FIN.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
+
+
 class ApiMiddleware:
     """Request ids, the request log and API fault injection, as plain ASGI.
 
@@ -265,6 +272,12 @@ class ApiMiddleware:
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
         }
+        if is_api and self.sandbox.faults.offline():
+            # Network down: reset the connection before reading or answering anything.
+            # Not logged and no fault drawn, so the fault sequence after the outage is
+            # the same as without it.
+            reset_connection(send)
+            return
         fault = self.sandbox.faults.draw_api() if is_api else ApiFault(None, 0.0)
         started = time.time()
         status = [0]

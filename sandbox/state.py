@@ -453,7 +453,8 @@ class SandboxState:
         now = time.time()
         if fresh or job.token is None or job.token_expires is None or job.token_expires <= now:
             token = secrets.token_urlsafe(18)
-            expires = now + float(self.faults.get("expire_seconds"))
+            # Whole seconds: expires_at (ISO, to the second) is then exactly the deadline.
+            expires = float(math.floor(now + float(self.faults.get("expire_seconds"))))
             self.tokens[token] = Token(job.job_id, expires, now)
             job.token, job.token_expires = token, expires
         assert job.token is not None and job.token_expires is not None
@@ -631,6 +632,10 @@ class SandboxState:
                         "source": job.source,
                         "created_at": iso(job.created_at),
                         "completed_at": iso(job.completed_at),
+                        # Unix seconds with sub-second precision (the ISO fields round to
+                        # the second): for timing measurements such as scripts/bench.py.
+                        "created_unix": job.created_at,
+                        "completed_unix": job.completed_at,
                         "latency": job.latency,
                         "progress": job.progress(now),
                         "polls": job.polls,

@@ -8,30 +8,15 @@ import pytest
 import requests
 
 from sandbox.harness import SandboxError, SandboxServer
+from tests.unit.sandbox_helpers import post, wait_done
 
 
-def generate(
-    sb: SandboxServer, prompt: str = "a cube", fmt: str = "stl", **kw
-) -> requests.Response:
-    return requests.post(
-        f"{sb.base_url}/generate",
-        json={"prompt": prompt, "format": fmt},
-        headers=sb.auth_headers,
-        timeout=30,
-        **kw,
-    )
+def generate(sb: SandboxServer, fmt: str = "stl") -> requests.Response:
+    return post(sb, {"prompt": "a cube", "format": fmt})
 
 
 def completed_url(sb: SandboxServer, fmt: str = "stl") -> str:
-    job_id = generate(sb, fmt=fmt).json()["job_id"]
-    for _ in range(200):
-        data = requests.get(
-            f"{sb.base_url}/job/{job_id}", headers=sb.auth_headers, timeout=10
-        ).json()
-        if data["status"] == "completed":
-            return str(data["model_url"])
-        time.sleep(0.05)
-    raise AssertionError("job did not complete")
+    return str(wait_done(sb, generate(sb, fmt=fmt).json()["job_id"])["model_url"])
 
 
 def test_fault_rate_answers_500_and_creates_nothing(sandbox):
@@ -121,14 +106,7 @@ def test_corrupt_rate_serves_garbage_of_the_right_length(sandbox):
 
 def test_fail_rate_flag_from_the_command_line(make_sandbox):
     sb = make_sandbox(fail_rate=1.0, fault_rate=0.0)
-    job_id = generate(sb).json()["job_id"]
-    for _ in range(100):
-        data = requests.get(
-            f"{sb.base_url}/job/{job_id}", headers=sb.auth_headers, timeout=10
-        ).json()
-        if data["status"] == "failed":
-            break
-        time.sleep(0.05)
+    data = wait_done(sb, generate(sb).json()["job_id"])
     assert data["status"] == "failed" and data["error"]["code"] == "generation_failed"
 
 

@@ -14,6 +14,7 @@ import requests
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from sandbox.harness import SandboxServer
+from tests.unit.sandbox_helpers import post
 
 
 class Receiver:
@@ -67,12 +68,7 @@ def register(sb: SandboxServer, url: str, events: list[str] | None = None) -> re
 
 
 def generate(sb: SandboxServer, **body: Any) -> str:
-    resp = requests.post(
-        f"{sb.base_url}/generate",
-        json={"prompt": "a cube", **body},
-        headers=sb.auth_headers,
-        timeout=30,
-    )
+    resp = post(sb, {"prompt": "a cube", **body})
     assert resp.status_code == 201, resp.text
     return str(resp.json()["job_id"])
 
