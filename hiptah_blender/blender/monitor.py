@@ -51,6 +51,8 @@ class HIPTAH_OT_monitor(bpy.types.Operator):
     bl_idname = "hiptah.monitor"
     bl_label = "HiPtah: Watch Jobs"
 
+    _timer: Any = None
+
     @classmethod
     def poll(cls, context: Any) -> bool:
         return context.window is not None and not bpy.app.background
@@ -59,13 +61,19 @@ class HIPTAH_OT_monitor(bpy.types.Operator):
         if _MonitorState.alive():
             return {"CANCELLED"}  # one monitor per session
         wm = context.window_manager
-        _MonitorState.timer = wm.event_timer_add(TIMER_INTERVAL, window=context.window)
+        # A stale monitor (no beat for 2 s, e.g. Blender was busy) is superseded: it sees
+        # that the current timer is not its own and ends at its next event.
+        stop_timer(wm)
+        self._timer = wm.event_timer_add(TIMER_INTERVAL, window=context.window)
+        _MonitorState.timer = self._timer
         _MonitorState.window = context.window
         _MonitorState.heartbeat = time.monotonic()
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: Any, event: Any) -> Result:
+        if _MonitorState.timer is not self._timer:
+            return {"FINISHED"}  # superseded or stopped (unregister): its timer is already gone
         if event.type != "TIMER" or time.monotonic() - _MonitorState.heartbeat < TIMER_INTERVAL * 0.5:
             return {"PASS_THROUGH"}
         keep, notices = on_timer(context)
@@ -77,7 +85,8 @@ class HIPTAH_OT_monitor(bpy.types.Operator):
         return {"PASS_THROUGH"}
 
     def cancel(self, context: Any) -> None:
-        stop_timer(context.window_manager)
+        if _MonitorState.timer is self._timer:
+            stop_timer(context.window_manager)
 
 
 def stop_timer(wm: Any = None) -> None:

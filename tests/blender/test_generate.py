@@ -4,6 +4,7 @@ path stepped by hand, placement, collection, provenance, selection and undo."""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import pytest
 from mathutils import Vector
@@ -162,3 +163,22 @@ def test_test_connection_reports_success(addon: Addon) -> None:
     assert bpy.ops.hiptah.test_connection() == {"FINISHED"}
     assert addon.reports()[-1][0] == "INFO"
     assert addon.sandbox.api_key not in addon.last_report()
+
+
+def test_image_path_is_passed_to_the_scheduler(addon: Addon, tmp_path: Any) -> None:
+    """Image-to-3D from a script: the image alone is enough (empty prompt)."""
+    from PIL import Image
+
+    png = tmp_path / "sketch.png"
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(png)
+    assert bpy.ops.hiptah.generate(prompt="", image_path=str(png), wait=True) == {"FINISHED"}
+    record = addon.rt().scheduler.jobs()[0]
+    assert record.image_path == str(png) and record.state.value == "imported"
+    assert hiptah_objects()
+
+
+def test_bad_image_is_refused_with_the_fix(addon: Addon, tmp_path: Any) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    with pytest.raises(RuntimeError, match="PNG, JPEG or WebP"):
+        bpy.ops.hiptah.generate(prompt="", image_path=str(bad), wait=True)
