@@ -127,9 +127,17 @@ def test_job_goes_into_the_scene_it_was_started_from(addon: Addon) -> None:
     other = bpy.data.scenes.new("Other")
     assert bpy.ops.hiptah.generate(prompt="a green bottle", wait=False) == {"FINISHED"}
     record = addon.rt().scheduler.jobs()[0]
-    addon.step_until_done(record.local_id)
+    assert record.meta["scene"] == first.name
+    # The user switched to another scene while the job ran.
+    with bpy.context.temp_override(scene=other, view_layer=other.view_layers[0]):
+        addon.step_until_done(record.local_id)
     assert "HiPtah" in first.collection.children
     assert "HiPtah" not in other.collection.children
+    objects = list(first.collection.children["HiPtah"].objects)
+    assert objects and not any(o.name in other.objects for o in objects)
+    layer = first.view_layers[0]
+    assert all(o.select_get(view_layer=layer) for o in objects)
+    assert layer.objects.active in objects
 
 
 def test_operators_on_the_selected_job_and_clear_finished(addon: Addon) -> None:

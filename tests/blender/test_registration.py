@@ -138,3 +138,14 @@ def test_installed_extension_generates_and_keeps_its_files_in_the_extension_fold
     assert Path(file_path).parent == user_folder / "models"
     assert Path(store) == user_folder / "jobs.json" and Path(store).is_file()
     assert "a_small_wooden_box" in out.stdout
+
+
+def test_monitor_is_a_thin_shell_that_stays_off_in_background(addon: Any) -> None:
+    import importlib
+
+    monitor = importlib.import_module(f"{ADDON}.blender.monitor")
+    assert bpy.app.background
+    assert not bpy.ops.hiptah.monitor.poll()  # no event loop: scripts wait, tests step
+    assert monitor.ensure_monitor(bpy.context) is False
+    assert monitor.on_timer(bpy.context) == (False, [])  # no runtime: the monitor would end
+    assert not bpy.app.timers.is_registered(monitor._deferred_resume)
