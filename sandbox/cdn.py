@@ -59,6 +59,11 @@ class CdnApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if self.sandbox.faults.offline():
+            from .app import reset_connection  # app imports this module
+
+            reset_connection(send)
+            return
         request_id = "req_" + secrets.token_hex(8)
         headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])

@@ -36,6 +36,7 @@ FAULT_FIELDS: tuple[str, ...] = (
     "latency_spread",
     "expire_seconds",
     "retry_after",
+    "offline",
 )
 
 
@@ -69,6 +70,9 @@ class SandboxConfig:
     truncate_rate: float = 0.0
     corrupt_rate: float = 0.0
     fail_rate: float = 0.0
+    # 1 = the network is down: every API and CDN connection is reset before any byte,
+    # while jobs keep their state (admin routes still answer). Set at runtime only.
+    offline: float = 0.0
     seed: int = 0
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -107,6 +111,7 @@ class SandboxConfig:
             "truncate_rate",
             "corrupt_rate",
             "fail_rate",
+            "offline",
         ):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} is a fraction between 0 and 1")
