@@ -1,0 +1,242 @@
+"""scripts/build.py: what goes into each zip, the wheel cache, the manifest handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import (
+    ROOT,
+    BlenderVenv,
+    Build,
+    blender_venvs,
+    build_mod,
+    require_venv,
+    run_build,
+    sha256,
+)
+
+pytestmark = pytest.mark.install
+
+PURE = {"pydantic", "typing_extensions", "annotated_types", "typing_inspection"}
+# The platform tag each zip's pydantic_core wheels must carry.
+BINARY_TAG = {
+    "windows-x64": r"win_amd64",
+    "windows-arm64": r"win_arm64",
+    "macos-arm64": r"macosx_\d+_\d+_arm64",
+    "macos-x64": r"macosx_\d+_\d+_x86_64",
+    "linux-x64": r"manylinux_2_\d+_x86_64(\.manylinux2014_x86_64)?",
+    "linux-arm64": r"manylinux_2_\d+_aarch64(\.manylinux2014_aarch64)?",
+}
+
+
+def pins(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            out[build_mod.normalize_name(name)] = version
+    return out
+
+
+def package_files() -> set[str]:
+    """What the zip must hold besides wheels and the manifest: the package, minus caches."""
+    out = set()
+    for path in (ROOT / "hiptah_blender").rglob("*"):
+        rel = path.relative_to(ROOT / "hiptah_blender")
+        if path.is_file() and "__pycache__" not in rel.parts and rel.parts[0] != "wheels" \
+                and path.suffix not in {".pyc", ".pyo"}:
+            out.add(rel.as_posix())
+    return out
+
+
+def test_table_lists_every_platform_zip(built: Build) -> None:
+    assert set(build_mod.PLATFORM_NAMES) == set(BINARY_TAG)
+    for platform in build_mod.PLATFORM_NAMES:
+        path = built.zip_for(platform)
+        # blender_ext's --split-platforms naming: "-" in the platform becomes "_".
+        assert path.name == f"hiptah_blender-{built.version}-{platform.replace('-', '_')}.zip"
+        assert path.is_file(), built.stdout
+        row = re.search(rf"^{re.escape(path.name)}\s+{platform}\s+([\d.]+) MB\s+(\d+)$",
+                        built.stdout, flags=re.MULTILINE)
+        assert row, built.stdout
+        assert int(row[2]) == 6
+    assert sorted(p.name for p in built.output.iterdir()) == sorted(
+        built.zip_for(p).name for p in build_mod.PLATFORM_NAMES)
+
+
+def test_version_comes_from_the_manifest(built: Build) -> None:
+    with open(ROOT / "blender_manifest.toml", "rb") as fh:
+        assert built.version == tomllib.load(fh)["version"]
+    # No other project file may hard-code it.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{built.version}"' not in pyproject
+
+
+@pytest.mark.parametrize("platform", sorted(BINARY_TAG))
+def test_each_zip_holds_only_its_platform_wheels(built: Build, platform: str) -> None:
+    with zipfile.ZipFile(built.zip_for(platform)) as zf:
+        names = zf.namelist()
+        manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
+    wheels = sorted(n for n in names if n.endswith(".whl"))
+    pure = [w for w in wheels if w.endswith("-py3-none-any.whl")]
+    binary = [w for w in wheels if w not in pure]
+    assert {Path(w).name.split("-")[0] for w in pure} == PURE      # each pure wheel once
+    assert len(pure) == len(PURE)
+    assert sorted(re.sub(r"^wheels/pydantic_core-[\d.]+-(cp3\d+)-.*", r"\1", w) for w in binary) == [
+        "cp311", "cp313"]                                             # Blender 4.2-5.0 and 5.1+
+    for w in binary:
+        assert re.fullmatch(rf"wheels/pydantic_core-[\d.]+-(cp3\d+)-\1-{BINARY_TAG[platform]}\.whl", w), w
+    # Blender reads these generated keys from the zip to pick what to install.
+    assert manifest["build"]["generated"]["platforms"] == [platform]
+    assert sorted(w.removeprefix("./") for w in manifest["build"]["generated"]["wheels"]) == wheels
+
+
+def test_zip_holds_the_package_and_nothing_else(built: Build) -> None:
+    with zipfile.ZipFile(built.zip_for("linux-x64")) as zf:
+        names = {n for n in zf.namelist() if not n.endswith("/")}
+    rest = {n for n in names if not n.startswith("wheels/")} - {"blender_manifest.toml"}
+    assert rest == package_files()
+    assert not any(n.split("/")[0] in {"tests", "scripts", "sandbox", "docs", "bench"} for n in names)
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_repo_manifest_is_never_written(built: Build) -> None:
+    assert sha256(ROOT / "blender_manifest.toml") == built.manifest_sha_before
+    with open(ROOT / "blender_manifest.toml", "rb") as fh:
+        repo = tomllib.load(fh)
+    assert "wheels" not in repo and "platforms" not in repo
+    with open(built.stage / "blender_manifest.toml", "rb") as fh:
+        staged = tomllib.load(fh)
+    assert staged["platforms"] == list(build_mod.PLATFORM_NAMES)
+    assert len(staged["wheels"]) == len(set(staged["wheels"])) == 4 + 2 * len(build_mod.PLATFORM_NAMES)
+    assert {k: v for k, v in staged.items() if k not in {"wheels", "platforms"}} == repo
+
+
+def test_bundled_versions_match_the_dev_venv_and_pydantic_needs() -> None:
+    ext = pins(ROOT / "requirements-extension.txt")
+    dev = pins(ROOT / "requirements-dev.txt")
+    assert ext["pydantic"] == dev["pydantic"]
+    # requests and numpy ship with Blender: bundling them would shadow Blender's own.
+    assert "requests" not in ext and "numpy" not in ext
+
+
+def test_pins_cover_every_pydantic_dependency(built: Build) -> None:
+    ext = pins(ROOT / "requirements-extension.txt")
+    with zipfile.ZipFile(built.zip_for("linux-x64")) as zf:
+        wheel_name = next(n for n in zf.namelist() if n.startswith("wheels/pydantic-"))
+        wheel_path = built.output.parent / Path(wheel_name).name
+        wheel_path.write_bytes(zf.read(wheel_name))
+    with zipfile.ZipFile(wheel_path) as wz:
+        meta = wz.read(next(n for n in wz.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    deps = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    required = {build_mod.normalize_name(re.split(r"[ <>=!;\[(~]", d, maxsplit=1)[0])
+                for d in deps if "extra ==" not in d}
+    assert required <= set(ext), f"pydantic needs {sorted(required - set(ext))}, not pinned"
+    core = next(d for d in deps if d.startswith("pydantic-core") or d.startswith("pydantic_core"))
+    assert ext["pydantic_core"] in core   # the exact version pydantic requires
+
+
+def test_blender_50_pin_matches_the_dev_venv() -> None:
+    dev = pins(ROOT / "requirements-dev.txt")["bpy"]
+    assert dev in [v.version for v in blender_venvs()]
+
+
+def offline_env() -> dict[str, str]:
+    """pip cannot reach any index from this environment: proves the build never asks."""
+    env = dict(os.environ)
+    env.update(PIP_NO_INDEX="1", PIP_FIND_LINKS="", PIP_CONFIG_FILE=os.devnull,
+               HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    return env
+
+
+def test_second_build_makes_no_download(built: Build, tmp_path: Path) -> None:
+    # `built` filled the cache; without --offline the build must still skip pip.
+    proc = run_build("--platform", "linux-x64", "--output", str(tmp_path / "dist"),
+                     "--stage-dir", str(tmp_path / "stage" / "hiptah_blender"), env=offline_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "pip download:" not in proc.stdout
+    assert "pip downloads this run: 0" in proc.stdout
+    assert [p.name for p in (tmp_path / "dist").iterdir()] == [built.zip_for("linux-x64").name]
+    # Same inputs, same wheels: the zips list identical files.
+    with zipfile.ZipFile(tmp_path / "dist" / built.zip_for("linux-x64").name) as a, \
+            zipfile.ZipFile(built.zip_for("linux-x64")) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+
+
+def test_offline_with_empty_cache_fails_clearly(tmp_path: Path) -> None:
+    proc = run_build("--offline", "--platform", "linux-x64", "--cache-dir", str(tmp_path / "empty"),
+                     "--output", str(tmp_path / "dist"),
+                     "--stage-dir", str(tmp_path / "stage" / "hiptah_blender"), env=offline_env())
+    assert proc.returncode == 2
+    assert "--offline: wheels for linux-x64 / CPython 3.11 are not in" in proc.stderr
+    assert not (tmp_path / "dist").exists()
+
+
+def test_damaged_cache_is_not_used(built: Build, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(ROOT / ".cache" / "wheels", cache)
+    index = json.loads((cache / "index.json").read_text())
+    key = next(k for k in index if k.startswith("linux-x64-cp311-"))
+    victim = cache / next(n for n in index[key] if n.startswith("pydantic_core"))
+    victim.write_bytes(victim.read_bytes()[:-10])   # a truncated download
+    proc = run_build("--offline", "--platform", "linux-x64", "--cache-dir", str(cache),
+                     "--output", str(tmp_path / "dist"),
+                     "--stage-dir", str(tmp_path / "stage" / "hiptah_blender"), env=offline_env())
+    assert proc.returncode == 2, proc.stdout
+    assert "linux-x64 / CPython 3.11 are not in" in proc.stderr
+
+
+def test_unknown_platform_is_refused(tmp_path: Path) -> None:
+    proc = run_build("--platform", "linux-riscv", "--output", str(tmp_path))
+    assert proc.returncode == 2
+    assert "unknown platform" in proc.stderr and "linux-x64" in proc.stderr
+
+
+def test_manifest_edit_keeps_tables_and_refuses_owned_keys() -> None:
+    text = 'id = "x"\nversion = "1.0.0"\n\n[permissions]\nnetwork = "n"\n'
+    out = build_mod.manifest_with_generated_keys(text, ["./wheels/a-1-py3-none-any.whl"], ["linux-x64"])
+    parsed = tomllib.loads(out)
+    assert parsed["wheels"] == ["./wheels/a-1-py3-none-any.whl"]
+    assert parsed["platforms"] == ["linux-x64"]
+    assert parsed["permissions"] == {"network": "n"}
+    with pytest.raises(build_mod.BuildError, match="wheels"):
+        build_mod.manifest_with_generated_keys('wheels = []\n' + text, [], [])
+
+
+def blender_ext_tools() -> list[object]:
+    return [pytest.param(v, id=f"bpy{v.short}") for v in blender_venvs()]
+
+
+@pytest.mark.parametrize("venv", blender_ext_tools())
+def test_repo_manifest_validates(venv: BlenderVenv, tmp_path: Path) -> None:
+    """The repo's own manifest, with each supported Blender's validator."""
+    require_venv(venv)
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copyfile(ROOT / "blender_manifest.toml", src / "blender_manifest.toml")
+    shutil.copyfile(ROOT / "hiptah_blender" / "__init__.py", src / "__init__.py")
+    proc = subprocess.run([sys.executable, str(venv.blender_ext), "validate", str(src)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Success" in proc.stdout
+
+
+@pytest.mark.parametrize("venv", blender_ext_tools())
+def test_zips_validate_with_every_blender(built: Build, venv: BlenderVenv) -> None:
+    """Zips come from 5.0's blender_ext; older Blenders must accept them too."""
+    require_venv(venv)
+    for platform in build_mod.PLATFORM_NAMES:
+        proc = subprocess.run([sys.executable, str(venv.blender_ext), "validate", str(built.zip_for(platform))],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"{platform}: {proc.stdout}{proc.stderr}"
