@@ -70,9 +70,14 @@ class HIPTAH_OT_generate(bpy.types.Operator):
         name="Prompt",
         description="What to generate; empty uses the prompt in the HiPtah panel",
         default="",
+        options={"SKIP_SAVE"},  # never reuse a script's last prompt for the panel's button
     )
-    format: EnumProperty(name="Format", items=[DEFAULT_ITEM, *FORMAT_ITEMS], default="default")
-    quality: EnumProperty(name="Quality", items=[DEFAULT_ITEM, *QUALITY_ITEMS], default="default")
+    format: EnumProperty(
+        name="Format", items=[DEFAULT_ITEM, *FORMAT_ITEMS], default="default", options={"SKIP_SAVE"}
+    )
+    quality: EnumProperty(
+        name="Quality", items=[DEFAULT_ITEM, *QUALITY_ITEMS], default="default", options={"SKIP_SAVE"}
+    )
     wait: BoolProperty(
         name="Wait",
         description="Block until the model is ready and imported (the default in background mode); "

@@ -98,7 +98,6 @@ class Runtime:
         _ensure_folder(settings.download_dir)
         self.scheduler: Scheduler = Scheduler(self._make_client, JobStore(store_path()), self._config(settings))
         self.snapshots: dict[str, JobRecord] = {}
-        self.order: list[str] = []
         # Import failures are local to this session (the job stays DOWNLOADED, file kept).
         self.import_errors: dict[str, ErrorInfo] = {}
         # (level, text, local id): what happened to jobs while stepping, for whoever shows
@@ -317,7 +316,6 @@ class Runtime:
         """Refresh snapshots and the WindowManager collection the UIList draws."""
         jobs = self.scheduler.jobs()
         self.snapshots = {job.local_id: job for job in jobs}
-        self.order = [job.local_id for job in jobs]
         sync_mirror(jobs)
 
     def counts(self) -> dict[JobState, int]:

@@ -190,3 +190,13 @@ def test_bad_image_is_refused_with_the_fix(addon: Addon, tmp_path: Any) -> None:
     bad.write_text("not an image")
     with pytest.raises(RuntimeError, match="PNG, JPEG or WebP"):
         bpy.ops.hiptah.generate(prompt="", image_path=str(bad), wait=True)
+
+
+def test_panel_prompt_is_used_when_the_operator_gets_none(addon: Addon) -> None:
+    """A script's last prompt is never remembered for the panel's Generate button."""
+    assert bpy.ops.hiptah.generate(prompt="a tin cup", wait=True) == {"FINISHED"}
+    ui = bpy.context.scene.hiptah
+    ui.prompt, ui.format, ui.quality = "a copper kettle", "stl", "draft"
+    assert bpy.ops.hiptah.generate(wait=True) == {"FINISHED"}
+    record = addon.rt().scheduler.jobs()[0]
+    assert (record.prompt, record.format, record.quality) == ("a copper kettle", "stl", "draft")
