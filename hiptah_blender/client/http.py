@@ -538,6 +538,13 @@ class HiptahClient:
             raise UnexpectedResponseError(
                 "The server's answer has an empty job_id.", status=response.status_code, request_id=request_id
             )
+        if job_id is not None and str(job_id).strip() in (".", ".."):
+            # Not a path segment that can be sent back (see _quote_id): say so now, instead
+            # of a misleading "job not found" at the first poll.
+            raise UnexpectedResponseError(
+                f"The server's answer has the unusable job_id {str(job_id).strip()!r}.",
+                status=response.status_code, request_id=request_id,
+            )
         return parsed
 
     # --- endpoints ---------------------------------------------------------------------

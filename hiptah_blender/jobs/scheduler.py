@@ -1112,7 +1112,7 @@ class Scheduler:
                 ),
             )
             return
-        if _is_transient(exc) and rt.download_attempts <= self.config.download_retries:
+        if _download_retryable(exc) and rt.download_attempts <= self.config.download_retries:
             rt.errors += 1
             rt.refetch = True  # the URL may have expired meanwhile: ask for a fresh one
             delay = timing.error_backoff(
@@ -1225,6 +1225,19 @@ def _is_transient(exc: BaseException) -> bool:
     # Not one of ours (a bug or an unexpected library error): retried until the
     # deadline for polls and downloads, which bounds it.
     return isinstance(exc, (OSError, ValueError))
+
+
+def _download_retryable(exc: BaseException) -> bool:
+    """Worth another automatic download attempt (with a fresh link)?
+
+    The client reports every CDN problem as DownloadError: connection refused or cut,
+    timeouts, truncated or corrupt bodies, a link refused twice. Those are the CDN's
+    hiccups, so they get ``download_retries`` more attempts; a full or unwritable disk
+    (StorageError) needs the user and fails at once (retryable by hand).
+    """
+    if isinstance(exc, errors.StorageError):
+        return False
+    return _is_transient(exc) or isinstance(exc, errors.DownloadError)
 
 
 def _retry_after(exc: BaseException) -> float | None:
