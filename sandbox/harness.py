@@ -60,11 +60,15 @@ class SandboxServer:
     ``flags`` take the CLI flag names with underscores (``latency=0``,
     ``fault_rate=0.2``, ``extra_key=["k2"]``, ``fake_models=True``). ``ca_bundle`` is
     the CA used to verify a TLS sandbox for the admin calls (tests pass trustme's).
+    ``python`` runs the server (default: $HIPTAH_SANDBOX_PYTHON, else this Python); the
+    Blender suite on bpy 4.2/4.5 points it at the main .venv, which has fastapi and bpy 5.0.
     """
 
     def __init__(
-        self, *, ca_bundle: str | None = None, start_timeout: float = START_TIMEOUT, **flags: Any
+        self, *, ca_bundle: str | None = None, start_timeout: float = START_TIMEOUT,
+        python: str | None = None, **flags: Any
     ) -> None:
+        self.python = python or os.environ.get("HIPTAH_SANDBOX_PYTHON") or sys.executable
         self.flags: dict[str, Any] = {"port": 0, "cdn_port": 0, "exit_with_parent": True, **flags}
         if not self.flags.get("api_key"):
             # Fixed for this object's life: restart() must keep the same key.
@@ -108,7 +112,7 @@ class SandboxServer:
         env["PYTHONUNBUFFERED"] = "1"
         fd, self._stderr_path = tempfile.mkstemp(prefix="hiptah-sandbox-", suffix=".log")
         os.close(fd)
-        cmd = [sys.executable, str(SCRIPT), *flag_args(self.flags)]
+        cmd = [self.python, str(SCRIPT), *flag_args(self.flags)]
         with open(self._stderr_path, "w") as err:
             self.proc = subprocess.Popen(
                 cmd,
