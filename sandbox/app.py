@@ -564,11 +564,14 @@ def create_app(
     @app.post("/_sandbox/reset")
     async def reset() -> Response:
         state.reset()
+        sb.models.cancel_pending()
         return _json(200, {"ok": True})
 
     @app.post("/_sandbox/forget")
     async def forget() -> Response:
-        return _json(200, {"forgotten": state.forget()})
+        forgotten = state.forget()
+        sb.models.cancel_pending()
+        return _json(200, {"forgotten": forgotten})
 
     @app.post("/_sandbox/expire")
     async def expire(request: Request) -> Response:

@@ -22,6 +22,7 @@ log = logging.getLogger("sandbox.generator")
 GenerateFn = Callable[..., bytes]
 CacheKey = tuple[str, str, str, str]
 CACHE_ENTRIES = 256
+_Work = tuple[concurrent.futures.Future[bytes], str, str, str, bytes | None]
 
 
 def load_generator(mode: str) -> tuple[GenerateFn, str]:
@@ -54,9 +55,7 @@ class ModelGenerator:
         self._fn = generator
         self.kind = "injected" if generator is not None else mode
         self._seed = seed
-        self._queue: queue.Queue[tuple[CacheKey, str, str, str, bytes | None] | None] = (
-            queue.Queue()
-        )
+        self._queue: queue.Queue[_Work | None] = queue.Queue()
         self._cache: OrderedDict[CacheKey, concurrent.futures.Future[bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self._ready: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -92,13 +91,19 @@ class ModelGenerator:
                 if not self._cache[oldest].done():
                     break
                 del self._cache[oldest]
-        self._queue.put((key, prompt, fmt, quality, image))
+        self._queue.put((fut, prompt, fmt, quality, image))  # each future is queued once
         return fut
 
-    def clear(self) -> None:
+    def cancel_pending(self) -> int:
+        """Drop queued work nobody waits for any more (after a reset), so the next
+        test's model is not stuck behind the last test's backlog."""
+        dropped = 0
         with self._lock:
-            for k in [k for k, f in self._cache.items() if f.done()]:
-                del self._cache[k]
+            for key, fut in list(self._cache.items()):
+                if fut.cancel():  # only succeeds for work not started yet
+                    del self._cache[key]
+                    dropped += 1
+        return dropped
 
     def _run(self) -> None:
         try:
@@ -113,10 +118,8 @@ class ModelGenerator:
             item = self._queue.get()
             if item is None:
                 return
-            key, prompt, fmt, quality, image = item
-            with self._lock:
-                fut = self._cache.get(key)
-            if fut is None or not fut.set_running_or_notify_cancel():
+            fut, prompt, fmt, quality, image = item
+            if not fut.set_running_or_notify_cancel():  # cancelled by a reset
                 continue
             try:
                 data = fn(prompt, fmt, quality, image=image, seed=self._seed)

@@ -400,6 +400,9 @@ class SandboxState:
             }
         elif job.model is None:
             outcome = "completed"
+        elif job.model.cancelled():
+            outcome = "failed"
+            error = {"code": "generation_cancelled", "message": "The sandbox was reset."}
         elif job.model.done():
             exc = job.model.exception()
             if exc is None:

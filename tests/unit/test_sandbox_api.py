@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 import uuid
 from datetime import datetime
@@ -454,3 +455,45 @@ def test_session_sandbox_serves_real_models(sandbox, fmt):
     data = requests.get(job["model_url"], timeout=30).content
     mesh = trimesh.load(io.BytesIO(data), file_type=fmt, force="mesh")
     assert len(mesh.faces) > 12  # more than a fake triangle or a bare box
+
+
+def test_fuzzed_generate_bodies_never_give_a_server_error(sandbox):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    sandbox.set_plan(quota=100_000, concurrency=100_000)
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=600)
+    values = st.recursive(
+        scalars,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        max_leaves=6,
+    )
+    bodies = (
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "prompt": values,
+                "format": st.sampled_from(["glb", "stl", "GLB", "obj", ""]) | values,
+                "quality": st.sampled_from(["draft", "high", "x"]) | values,
+                "callback_url": values,
+                "image": values,
+            },
+        )
+        | values
+    )
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=bodies)
+    def check(body):
+        # Sent raw: requests refuses NaN/Infinity, which Python's json (and so a server) reads.
+        resp = requests.post(
+            f"{sandbox.base_url}/generate",
+            data=json.dumps(body),
+            headers={**sandbox.auth_headers, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert resp.status_code in (201, 400, 413, 422), (body, resp.status_code, resp.text)
+        assert resp.headers["X-Request-Id"]
+
+    check()
+    assert requests.get(f"{sandbox.admin_url}/state", timeout=10).status_code == 200

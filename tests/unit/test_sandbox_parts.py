@@ -116,3 +116,50 @@ def test_create_app_accepts_an_injected_generator():
     app = create_app(SandboxConfig(models="fake"), generator=lambda *a, **k: b"glTF....")
     assert app.state.sandbox.models.kind == "injected"
     app.state.sandbox.stop()
+
+
+def test_idempotency_states():
+    from sandbox.faults import FaultInjector
+    from sandbox.state import ApiError, SandboxState
+    from sandbox.webhooks_out import WebhookSender
+
+    cfg = SandboxConfig(api_key="key-123456789")
+    sender = WebhookSender(retries=0, backoff=0, timeout=1, ca_bundle=None)
+    state = SandboxState(cfg, FaultInjector(cfg), sender)
+    try:
+        account = state.authenticate("Bearer key-123456789")
+        assert state.idempotency_begin(account, "k", "body-a") is None  # reserved
+        with pytest.raises(ApiError) as busy:
+            state.idempotency_begin(account, "k", "body-a")
+        assert busy.value.status == 409 and busy.value.headers["Retry-After"] == "1"
+        with pytest.raises(ApiError) as reused:
+            state.idempotency_begin(account, "k", "body-b")
+        assert reused.value.status == 422
+        state.idempotency_abort(account, "k")  # the first request failed: key usable again
+        assert state.idempotency_begin(account, "k", "body-b") is None
+    finally:
+        sender.stop()
+
+
+def test_generator_reset_drops_queued_work():
+    gate = threading.Event()
+
+    def gen(
+        prompt: str, fmt: str, quality: str, image: bytes | None = None, seed: int = 0
+    ) -> bytes:
+        gate.wait(5)
+        return prompt.encode()
+
+    models = ModelGenerator(generator=gen)
+    models.start()
+    try:
+        running = models.request("first", "glb", "high", None)
+        queued = [models.request(f"q{i}", "glb", "high", None) for i in range(5)]
+        while not running.running():
+            threading.Event().wait(0.01)
+        assert models.cancel_pending() == 5 and all(f.cancelled() for f in queued)
+        again = models.request("q0", "glb", "high", None)  # asked again: queued afresh
+        gate.set()
+        assert running.result(5) == b"first" and again.result(5) == b"q0"
+    finally:
+        models.stop()
