@@ -65,8 +65,12 @@ class SandboxServer:
     """
 
     def __init__(
-        self, *, ca_bundle: str | None = None, start_timeout: float = START_TIMEOUT,
-        python: str | None = None, **flags: Any
+        self,
+        *,
+        ca_bundle: str | None = None,
+        start_timeout: float = START_TIMEOUT,
+        python: str | None = None,
+        **flags: Any,
     ) -> None:
         self.python = python or os.environ.get("HIPTAH_SANDBOX_PYTHON") or sys.executable
         self.flags: dict[str, Any] = {"port": 0, "cdn_port": 0, "exit_with_parent": True, **flags}
