@@ -139,9 +139,11 @@ class BatchRunner:
                     self._track(row.key, self.scheduler.retry(record.local_id))
                 else:
                     self.to_feed.append(row)  # refused or never sent: re-sent in turn
+            elif self.library is None:
+                continue  # files only: a downloaded row is done
             elif state is JobState.DOWNLOADED:
                 self.to_import.append(row.key)
-            elif state is JobState.IMPORTED and self.library is not None and self.library.find(row.key) is None:
+            elif state is JobState.IMPORTED and self.library.find(row.key) is None:
                 # Imported by an earlier run but missing from the library (file replaced).
                 self.to_import.append(row.key)
 
@@ -202,7 +204,7 @@ class BatchRunner:
         for event in events:
             key = self._by_local.get(event.job.local_id)
             if key is None:
-                continue  # a job of another batch sharing the store: not ours
+                continue  # not ours (another batch's, or one we removed)
             if event.kind == "removed":
                 self.records.pop(key, None)
                 continue
@@ -230,11 +232,15 @@ class BatchRunner:
             return
         self.stopped = reason
         self._log(reason)
-        # Rows queued in the scheduler but not sent yet go back to pending.
+        # Rows queued in the scheduler but not sent yet go back to pending. The
+        # scheduler's own state decides (our snapshots may lag by one tick: a job it
+        # just started sending must stay, or its row could be generated twice).
         for key, record in list(self.records.items()):
-            if record.state is JobState.WAITING:
+            current = self.scheduler.get(record.local_id)
+            if current is not None and current.state is JobState.WAITING:
                 self.scheduler.remove(record.local_id)
                 del self.records[key]
+                del self._by_local[record.local_id]
                 self.to_feed.insert(0, self.by_key[key])
 
     def _drain_webhooks(self) -> None:
