@@ -279,12 +279,20 @@ RETRYABLE_ERRORS: tuple[type[HiptahError], ...] = (
 )
 
 
+# Of the HTTP statuses, only these are transient (the contract's retry list).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 def is_retryable(error: BaseException) -> bool:
-    return isinstance(error, RETRYABLE_ERRORS) and not isinstance(error, (TLSError, JobTimeoutError))
+    """Transient failures only: network errors, timeouts, and statuses in RETRY_STATUSES."""
+    if not isinstance(error, RETRYABLE_ERRORS) or isinstance(error, (TLSError, JobTimeoutError)):
+        return False
+    return error.status is None or error.status in RETRY_STATUSES
 
 
 __all__ = [
     "RETRYABLE_ERRORS",
+    "RETRY_STATUSES",
     "STATUS_ERRORS",
     "APIConnectionError",
     "APIStatusError",

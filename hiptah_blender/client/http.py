@@ -69,7 +69,6 @@ from .validation import DEFAULT_BASE_URL, clean_api_key, clean_base_url, is_loop
 log = logging.getLogger(__name__)
 
 # Retry policy (see docs/client.md).
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 RETRY_AFTER_CAP = 60.0
@@ -204,11 +203,6 @@ def _refine_error_type(cls: type[HiptahError], code: str | None) -> type[HiptahE
     if cls is UnsupportedFormatError and "quality" in lowered:
         return InvalidQualityError
     return cls
-
-
-def _should_retry(exc: HiptahError) -> bool:
-    """Transient failures only: network/timeouts, and of the statuses just 429, 500, 502, 503, 504."""
-    return is_retryable(exc) and (exc.status is None or exc.status in RETRY_STATUSES)
 
 
 def _is_cancelled(cancel: CancelSignal | None) -> bool:
@@ -368,7 +362,7 @@ class HiptahClient:
             try:
                 return self._send_once(method, self._url(path), data, send_headers)
             except HiptahError as exc:
-                if not _should_retry(exc) or attempt >= retries:
+                if not is_retryable(exc) or attempt >= retries:
                     raise
                 delay = self._retry_delay(exc, attempt)
                 if deadline is not None and self._clock() + delay > deadline:
@@ -610,7 +604,7 @@ class HiptahClient:
             try:
                 job = self.get_job(job_id, deadline=end)
             except HiptahError as exc:
-                if not _should_retry(exc):
+                if not is_retryable(exc):
                     raise
                 failures += 1
                 last_error = exc
