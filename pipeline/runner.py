@@ -89,6 +89,7 @@ class BatchRunner:
         receiver: WebhookReceiver | None = None,
         save_interval: float = 5.0,
         step: float = 0.1,
+        should_stop: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rows = list(rows)
@@ -104,6 +105,7 @@ class BatchRunner:
         self.receiver = receiver
         self.save_interval = save_interval
         self.step = step
+        self.should_stop = should_stop
         self.clock = clock
 
         self.records: dict[str, JobRecord] = {}  # row key -> latest snapshot
@@ -153,8 +155,8 @@ class BatchRunner:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> RunResult:
-        """Until every row is finished (or the batch stopped). Ctrl-C propagates after
-        the state is saved."""
+        """Until every row is finished (or the batch stopped). KeyboardInterrupt (Ctrl-C,
+        or ``should_stop``) propagates after the state is saved."""
         try:
             self._loop()
         finally:
@@ -163,6 +165,9 @@ class BatchRunner:
 
     def _loop(self) -> None:
         while True:
+            if self.should_stop is not None and self.should_stop():
+                # A signal arrived: stop here, between steps, where everything is consistent.
+                raise KeyboardInterrupt
             self._feed()
             active = [r.local_id for r in self.records.values() if r.state.is_active]
             self.scheduler.run_until(active, timeout=self.step, on_events=self._on_events)

@@ -198,20 +198,32 @@ def setup_webhooks(args: argparse.Namespace, state: BatchState, client_factory: 
     return receiver
 
 
-def install_signal_handlers() -> None:
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise Terminated()
+class StopRequest:
+    """Set by SIGINT/SIGTERM; the batch loop stops at its next safe point (never in the
+    middle of a scheduler step or a .blend write). A second signal stops at once."""
 
-    def on_int(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt()
+    def __init__(self) -> None:
+        self.signum: int | None = None
 
-    # Blender may install its own handlers; ours make Ctrl-C and kill save the state.
-    signal.signal(signal.SIGINT, on_int)
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise Terminated() if signum != signal.SIGINT else KeyboardInterrupt()
+        self.signum = signum
+
+
+def install_signal_handlers(stop: StopRequest) -> dict[int, Any]:
+    """Route Ctrl-C and SIGTERM to ``stop``; returns the previous handlers."""
+    # Blender may have installed its own handlers; ours apply for the run only.
+    previous: dict[int, Any] = {signal.SIGINT: signal.signal(signal.SIGINT, stop.handle)}
     if hasattr(signal, "SIGTERM"):
-        signal.signal(signal.SIGTERM, on_term)
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, stop.handle)
+    return previous
 
 
-def run(rows: list[Row], args: argparse.Namespace, state: BatchState) -> int:
+def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: StopRequest) -> int:
     from hiptah_blender.client.validation import DEFAULT_BASE_URL, clean_api_key, clean_base_url
     from hiptah_blender.jobs.scheduler import Scheduler, SchedulerConfig
     from hiptah_blender.jobs.store import JobStore
@@ -270,7 +282,8 @@ def run(rows: list[Row], args: argparse.Namespace, state: BatchState) -> int:
         library.open()
         item_factory = LibraryItem.from_record
         runner = BatchRunner(rows, scheduler, state, concurrency=concurrency, progress=progress,
-                             library=library, item_factory=item_factory, receiver=receiver)
+                             library=library, item_factory=item_factory, receiver=receiver,
+                             should_stop=stop)
         runner.prepare()
         result = runner.run()
     finally:
@@ -304,20 +317,22 @@ def main(argv: list[str] | None = None) -> int:
     state = BatchState(args.out)
     if args.dry_run:
         return dry_run(rows, args, state)
-    install_signal_handlers()
+    stop = StopRequest()
+    previous_handlers = install_signal_handlers(stop)
     try:
         with state.locked():
-            return run(rows, args, state)
+            return run(rows, args, state, stop)
     except BatchLockedError as exc:
         fail(str(exc))
-    except Terminated:
-        print(f"\nTerminated: state saved in {state.out_dir}; run the same command again to resume.",
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated) or stop.signum == getattr(signal, "SIGTERM", None)
+        what = "Terminated" if terminated else "Interrupted"
+        print(f"\n{what}: state saved in {state.out_dir}; run the same command again to resume.",
               file=sys.stderr)
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print(f"\nInterrupted: state saved in {state.out_dir}; run the same command again to resume.",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -167,26 +167,41 @@ def test_csv_template_batch_builds_the_asset_library(sandbox: SandboxServer, tmp
     assert len(inspect_library(out / "hiptah_assets.blend")) == 24
 
 
-def test_killed_batch_resumes_without_generating_twice(sandbox: SandboxServer, tmp_path: Path) -> None:
+def start_and_wait_for_jobs(sb: SandboxServer, args: tuple[str | Path, ...], jobs: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(batch_cmd(*args), env=env_for(sb), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(sb.jobs()) < jobs:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("no jobs submitted in time: " + proc.communicate()[1][-3000:])
+        time.sleep(0.05)
+    return proc
+
+
+def test_interrupted_and_killed_batch_resumes_without_generating_twice(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     sandbox.set_faults(latency=1.0)
     pairs = [(c, o) for c in COLORS[:3] for o in OBJECTS]  # 12 rows
     csv_path = write_csv(tmp_path, pairs)
     out = tmp_path / "out"
     args = (csv_path, "--template", "a {color} {object}", "--out", out, "--concurrency", "3", "--no-render")
 
-    proc = subprocess.Popen(batch_cmd(*args), env=env_for(sandbox), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while len(sandbox.jobs()) < 4:
-            assert proc.poll() is None, "the batch ended before it could be killed"
-            assert time.monotonic() < deadline, "no jobs were submitted"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # Ctrl-C: exit status 130, state saved. Every job the server accepted is tied to its
+    # row by idempotency key (its id may not be known yet if the answer was in flight).
+    proc = start_and_wait_for_jobs(sandbox, args, 2)
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Interrupted: state saved" in stderr
+    manifest = json.loads((out / "hiptah_batch_state.json").read_text())["rows"]
+    assert {j["idempotency_key"] for j in sandbox.jobs()} <= {e["idempotency_key"] for e in manifest.values()}
+
+    # kill -9 in the middle of the resumed run: no chance to save anything.
+    proc = start_and_wait_for_jobs(sandbox, args, len(sandbox.jobs()) + 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
     before = sandbox.jobs()
     assert 4 <= len(before) < 12
 
