@@ -31,10 +31,13 @@ ADDON = "hiptah_blender"
 
 
 def _start_blender() -> None:
-    bpy.context.preferences.system.use_online_access = True
+    prefs = bpy.context.preferences
+    assert prefs is not None
+    prefs.system.use_online_access = True
     bpy.ops.wm.read_homefile(use_empty=True)
-    if addon_utils.enable(ADDON, default_set=True) is None:
-        raise SystemExit("the add-on did not register")
+    addon_utils.enable(ADDON, default_set=True)
+    if ADDON not in {a.module for a in prefs.addons}:
+        raise SystemExit("the add-on did not register (see the traceback above)")
 
 
 def submit(count: int) -> None:
@@ -67,11 +70,16 @@ def resume(timeout: float) -> None:
     if rt is None:
         raise SystemExit("no job history: nothing resumed")
     steps: list[float] = []
+    plain: list[float] = [0.0]  # steps that imported nothing
+    max_cpu = 0.0
     end = time.monotonic() + timeout
     while rt.has_active() and time.monotonic() < end:
-        start = time.perf_counter()
-        rt.step(bpy.context)
+        start, cpu = time.perf_counter(), time.thread_time()
+        events = rt.step(bpy.context)
         steps.append(time.perf_counter() - start)
+        max_cpu = max(max_cpu, time.thread_time() - cpu)
+        if not any(e.kind == "downloaded" for e in events):
+            plain.append(steps[-1])
         time.sleep(0.02)
     rt.scheduler.flush()
     ordered = sorted(steps) or [0.0]
@@ -80,6 +88,8 @@ def resume(timeout: float) -> None:
         "records": [r.to_dict() for r in rt.scheduler.jobs()],
         "max_step_ms": ordered[-1] * 1000,
         "p99_step_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "max_plain_step_ms": max(plain) * 1000,
+        "max_cpu_ms": max_cpu * 1000,
         "objects": len(collection.objects) if collection is not None else 0,
         "reports": [text for _level, text in runtime.REPORTS],
     }

@@ -139,10 +139,16 @@ def _open_following_redirects(
             raise DownloadError("The download server did not answer in time.") from None
         except requests.exceptions.RequestException as exc:
             raise DownloadError(f"Could not connect to the download server ({type(exc).__name__}).") from None
+        except ValueError as exc:  # requests parses a malformed redirect Location itself
+            raise DownloadError(f"The download server sent an answer that cannot be parsed ({exc}).") from None
         if response.status_code in _REDIRECT_STATUSES and response.headers.get("Location"):
-            target = urljoin(url, response.headers["Location"])
             response.close()
-            if origin(url)[0] == "https" and origin(target)[0] != "https":
+            try:
+                target = urljoin(url, response.headers["Location"])
+                insecure = origin(url)[0] == "https" and origin(target)[0] != "https"
+            except ValueError:
+                raise DownloadError("The download server redirected to an invalid address.") from None
+            if insecure:
                 raise DownloadError("The download server redirected from https:// to an insecure address.")
             url = target
             continue

@@ -402,8 +402,15 @@ class HiptahClient:
                 f"The server answered {response.status_code} without a Location.",
                 status=response.status_code, request_id=request_id,
             )
-        target = urljoin(url, location)
-        if _download.origin(target) != self._origin:
+        try:
+            target = urljoin(url, location)
+            target_origin = _download.origin(target)
+        except ValueError:  # "https://[" or a port out of range
+            raise UnexpectedResponseError(
+                f"The server redirected to an invalid address ({location[:80]!r}).",
+                status=response.status_code, request_id=request_id,
+            ) from None
+        if target_origin != self._origin:
             # Following would hand the API key to another host; refuse instead.
             raise UnexpectedResponseError(
                 f"The server redirected the request to {urlsplit(target).hostname or 'another address'}, "
@@ -453,6 +460,10 @@ class HiptahClient:
             raise APITimeoutError(f"{host} did not {phase} in time.") from None
         except requests.exceptions.RequestException as exc:
             raise APIConnectionError(f"Could not reach {host} ({type(exc).__name__}).") from None
+        except ValueError as exc:
+            # requests parses a redirect's Location even when not following it; a
+            # malformed one ("https://[") raises a bare ValueError.
+            raise UnexpectedResponseError(f"{host} sent an answer that cannot be parsed ({exc}).") from None
         log.debug("%s %s -> %d", method, urlsplit(url).path, response.status_code)
         return response, body
 

@@ -29,10 +29,13 @@ from sandbox.fakemodels import generate_model
 from sandbox.harness import SandboxServer
 from tests.unit.scripted_server import Reply, ScriptedServer
 
+bpy: Any
 try:  # the Blender half needs the bpy module; the client half does not
-    import bpy
+    import bpy as _bpy
 
     from tests.blender.conftest import Addon, addon, no_env  # noqa: F401  (fixtures)
+
+    bpy = _bpy
 except (ImportError, pytest.skip.Exception):
     bpy = None
 
