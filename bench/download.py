@@ -35,6 +35,16 @@ def child(base_url: str, api_key: str, job_id: str, dest: str) -> dict[str, Any]
     from hiptah_blender.client.http import HiptahClient
 
     proc = psutil.Process()
+    # Time spent in fsync (the client's durability cost; curl does not fsync).
+    fsync_s = [0.0]
+    real_fsync = os.fsync
+
+    def timed_fsync(fd: Any) -> None:
+        t = time.perf_counter()
+        real_fsync(fd)
+        fsync_s[0] += time.perf_counter() - t
+
+    os.fsync = timed_fsync
     with HiptahClient(api_key, base_url) as client:
         job = client.get_job(job_id)  # outside the timing: the API call is not the download
         base_rss = proc.memory_info().rss
@@ -57,6 +67,7 @@ def child(base_url: str, api_key: str, job_id: str, dest: str) -> dict[str, Any]
     after_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "seconds": seconds,
+        "fsync_seconds": fsync_s[0],
         "bytes": path.stat().st_size,
         "rss_growth": peak[0] - base_rss,
         "maxrss_growth": max(0, after_max - base_max),
@@ -113,6 +124,9 @@ def measure(sizes: list[float], runs: int) -> dict[str, Any]:
                     "client_mb_s": client_mbps,
                     "curl_mb_s": curl_mbps,
                     "ratio": client_mbps / curl_mbps,
+                    "client_s": median([r["seconds"] for r in client_runs]),
+                    "curl_s": median([r["seconds"] for r in curl_runs]),
+                    "fsync_s": median([r["fsync_seconds"] for r in client_runs]),
                     "rss_growth_mb": median([r["rss_growth"] / 2**20 for r in client_runs]),
                     "rss_growth_max_mb": max(r["rss_growth"] / 2**20 for r in client_runs),
                     "maxrss_growth_mb": median([r["maxrss_growth"] / 2**20 for r in client_runs]),

@@ -23,6 +23,16 @@ from .stats import emit, summary
 LATENCY, SPREAD = 25.0, 5.0
 
 
+def cpu_pressure() -> float | None:
+    """Linux PSI: share of the last 5 minutes in which runnable tasks waited for a CPU."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            first = fh.readline().split()
+        return float(dict(f.split("=") for f in first[1:])["avg300"])
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
 def first_batch(runtime: Any, monitor: Any, sb: Any, ctx: Any, jobs: int, seconds: float) -> dict[str, float]:
     """The session's first jobs: the scheduler's thread pools start their threads from
     the tick that launches the first requests (``Thread.start`` waits until each new
@@ -73,6 +83,7 @@ def measure(sizes: list[int], seconds: float, rounds: int, interval: float) -> d
         results["first_batch"] = first_batch(runtime, monitor, sb, ctx, min(10, top), seconds)
         for n in sizes:
             step_ms: list[float] = []
+            cpu_ms: list[float] = []
             tick_ms: list[float] = []
             in_flight_min = n
             for _ in range(rounds):
@@ -94,9 +105,12 @@ def measure(sizes: list[int], seconds: float, rounds: int, interval: float) -> d
                 end = time.monotonic() + seconds
                 while time.monotonic() < end:
                     imports_before = len(import_times)
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     monitor.on_timer(ctx)
                     dt = time.perf_counter() - t0
+                    # CPU time of this thread: the tick's own cost. Wall minus CPU is waiting:
+                    # for the GIL (worker threads) or for a CPU (a loaded machine).
+                    cpu_ms.append((time.thread_time() - c0) * 1000.0)
                     # The importer's own time is reported apart (figure 6), not as tick cost.
                     dt -= sum(import_times[imports_before:])
                     step_ms.append(dt * 1000.0)
@@ -108,6 +122,7 @@ def measure(sizes: list[int], seconds: float, rounds: int, interval: float) -> d
                 sb.reset()
             results["sizes"][str(n)] = {
                 "step": summary(step_ms),
+                "cpu": summary(cpu_ms),
                 "tick": summary(tick_ms),
                 "in_flight_at_end": in_flight_min,
             }
@@ -115,6 +130,7 @@ def measure(sizes: list[int], seconds: float, rounds: int, interval: float) -> d
         results["imports"] = len(import_times)
         results["import_ms"] = [t * 1000.0 for t in import_times]
         results["windows"] = len(ctx.window_manager.windows)
+        results["cpu_pressure"] = cpu_pressure()
         runtime.shutdown()
     return results
 

@@ -62,9 +62,11 @@ def rows_tick(r: dict[str, Any]) -> list[list[str]]:
         if n == "30":
             target = "p99 < 2 ms, max < 16 ms"
             met = yes(s["p99"] < 2.0 and s["max"] < 16.0)
+        c = fig["cpu"]
         rows.append([
-            "1", f"monitor tick, {n} jobs in flight (median / p99 / max, {int(s['n'])} ticks)",
-            f"{s['median']:.2f} / {s['p99']:.2f} / {s['max']:.2f} ms", target, met,
+            "1", f"monitor tick, {n} jobs in flight: wall (CPU) median / p99 / max, {int(s['n'])} ticks",
+            f"{s['median']:.2f} / {s['p99']:.2f} / {s['max']:.2f} ms "
+            f"({c['median']:.2f} / {c['p99']:.2f} / {c['max']:.2f})", target, met,
         ])
     return rows
 
@@ -87,7 +89,8 @@ def rows_download(r: dict[str, Any]) -> list[list[str]]:
         mb = float(size)
         rows.append([
             "3", f"download {mb:g} MB: client vs curl (median of {r['runs']})",
-            f"{fig['client_mb_s']:.0f} vs {fig['curl_mb_s']:.0f} MB/s = {fig['ratio']:.2f}x",
+            f"{fig['client_mb_s']:.0f} vs {fig['curl_mb_s']:.0f} MB/s = {fig['ratio']:.2f}x"
+            f" (fsync {fig['fsync_s'] * 1000:.0f} of {fig['client_s'] * 1000:.0f} ms)",
             ">= 0.8x curl" if mb >= 200 else "-", yes(fig["ratio"] >= 0.8) if mb >= 200 else "-",
         ])
     for size, fig in r["sizes"].items():
@@ -158,6 +161,9 @@ def run(pieces: list[str], quick: bool) -> tuple[dict[str, Any], str]:
         f"{'Quick' if quick else 'Full'} run {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
         f"{duration / 60:.1f} min; {machine()}"
     )
+    pressure = results.get("tick", {}).get("cpu_pressure")
+    if pressure is not None:
+        header += f"; CPU pressure (PSI some, 5 min) at the end of the tick figures: {pressure:.0f}%"
     results["_meta"] = {"quick": quick, "duration_s": duration, "machine": machine(), "header": header}
     return results, header + "\n\n" + table
 

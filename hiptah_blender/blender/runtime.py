@@ -246,7 +246,7 @@ class Runtime:
             self._apply(context, event, push_undo)
         now = time.monotonic()
         if events:
-            self.sync()
+            self.sync(events)
         if events or (self.snapshots and now - self._last_redraw >= _REDRAW_EVERY and self.has_active()):
             self._last_redraw = now
             tag_redraw()
@@ -312,11 +312,35 @@ class Runtime:
             time.sleep(interval)
 
     # ------------------------------------------------------------------ the list mirror
-    def sync(self) -> None:
-        """Refresh snapshots and the WindowManager collection the UIList draws."""
+    def sync(self, events: list[JobEvent] | None = None) -> None:
+        """Refresh snapshots and the WindowManager collection the UIList draws.
+
+        With a step's ``events`` only the jobs they name are read again, so a step costs
+        O(changed jobs), not O(all jobs): copying 100 records and rebuilding the list
+        took ~8 ms of main-thread time per step (bench figure 1). Jobs keep their place
+        (the list is ordered by creation time), so only new or removed jobs need the
+        full refresh.
+        """
+        if events and self._sync_changed(events):
+            return
         jobs = self.scheduler.jobs()
         self.snapshots = {job.local_id: job for job in jobs}
         sync_mirror(jobs)
+
+    def _sync_changed(self, events: list[JobEvent]) -> bool:
+        """Update the snapshots and mirror items of the jobs in ``events``; False when a
+        full refresh is needed (a job added, removed or missing from the mirror)."""
+        changed = list(dict.fromkeys(e.job.local_id for e in events))
+        if any(e.kind == "removed" for e in events) or not all(i in self.snapshots for i in changed):
+            return False
+        fresh = [self.scheduler.get(i) for i in changed]
+        if any(job is None for job in fresh):
+            return False
+        jobs = [job for job in fresh if job is not None]
+        if not update_mirror(jobs):
+            return False
+        self.snapshots.update((job.local_id, job) for job in jobs)
+        return True
 
     def counts(self) -> dict[JobState, int]:
         out: dict[JobState, int] = {}
@@ -345,6 +369,26 @@ def sync_mirror(jobs: list[JobRecord]) -> None:
         item.name = label  # the UIList's built-in name filter searches this
     ids = [w[0] for w in wanted]
     wm.hiptah_jobs_index = ids.index(selected) if selected in ids else 0  # type: ignore[union-attr]
+
+
+def update_mirror(jobs: list[JobRecord]) -> bool:
+    """Refresh the mirror items of ``jobs`` in place, writing only what changed. False
+    when one of them has no item (the caller then rebuilds the whole list)."""
+    wm = bpy.context.window_manager
+    items = getattr(wm, "hiptah_jobs", None) if wm is not None else None
+    if items is None:
+        return True
+    wanted = {job.local_id: (job.state.value, job.label(60)) for job in jobs}
+    found = 0
+    for item in items:
+        new = wanted.get(item.local_id)
+        if new is None:
+            continue
+        found += 1
+        if (item.state, item.label) != new:
+            item.state, item.label = new
+            item.name = new[1]  # the UIList's built-in name filter searches this
+    return found == len(wanted)
 
 
 # ---------------------------------------------------------------------- module API
