@@ -2,12 +2,13 @@
 # Creates or updates the development environment from the project's own files.
 # Idempotent and fast when nothing changed (a stamp holds the hash of the inputs).
 #   .venv            Python 3.11 + requirements-dev.txt (bpy 5.0.1 and the dev tools)
-#   .venv-bpyNN      one per `bpy==` line of requirements-blender.txt (4.2, 4.5, 5.0):
+#   .venv-bpyNN-bare one per `bpy==` line of requirements-blender.txt (4.2, 4.5, 5.0):
 #                    bpy and its own dependencies only (no pydantic), for the install
 #                    test, which must prove the extension's bundled wheels are used
-#   .venv-bpyNN/test-tools   pytest, pydantic, ... (pins from requirements-dev.txt), put on
-#                    PYTHONPATH only when running the Blender suite in that venv; cheaper
-#                    than a second copy of bpy (~1 GB) per version
+#   .venv-bpyNN      (4.2, 4.5; 5.0 is .venv) the Blender test suite's venv: pytest,
+#                    pydantic, ... (pins from requirements-dev.txt) plus a .pth that
+#                    layers the -bare venv's site-packages under it, so bpy is
+#                    installed once (~1 GB) per version, not twice
 #   SKIP_BLENDER_VENVS=1 skips the .venv-bpyNN ones (e.g. for a quick unit-test setup).
 #   node_modules     gltf-validator (Khronos glTF validator) from package.json
 set -euo pipefail
@@ -43,27 +44,41 @@ if [ -f package.json ] && command -v npm >/dev/null 2>&1; then
   fi
 fi
 
-# One bare venv per supported Blender (see requirements-blender.txt).
+# One bare venv per supported Blender (see requirements-blender.txt), and a test venv
+# layered on top of it for the versions other than the main .venv's.
 if [ "${SKIP_BLENDER_VENVS:-0}" != 1 ]; then
   constraints=$(mktemp)
   trap 'rm -f "$constraints"' EXIT
   grep -v -E '^[[:space:]]*(#|$|bpy==)' requirements-blender.txt > "$constraints"
-  # Test tools for running tests/blender inside these venvs; versions come from requirements-dev.txt.
-  tools="pytest pytest-timeout pydantic hypothesis psutil"
+  dev_bpy=$(grep -E '^bpy==' requirements-dev.txt)
+  # What tests/blender imports besides bpy; versions come from requirements-dev.txt.
+  tools="pytest pytest-timeout pydantic hypothesis psutil pillow trimesh"
   for pin in $(grep -E '^bpy==' requirements-blender.txt); do
     ver=${pin#bpy==}
     major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
-    venv=.venv-bpy${major}${minor}
-    bstamp=$venv/.requirements.sha256
-    bwant=$( (echo "$pin $tools"; cat "$constraints" requirements-dev.txt) | sha256sum | cut -d' ' -f1)
+    bare=.venv-bpy${major}${minor}-bare
+    bstamp=$bare/.requirements.sha256
+    bwant=$( (echo "$pin"; cat "$constraints") | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ]; then
-      echo "setup: creating $venv ($pin, bare) + $venv/test-tools"
-      rm -rf "$venv"
-      "$PY" -m venv "$venv"
-      "$venv/bin/python" -m pip install --disable-pip-version-check -q "$pin" -c "$constraints"
-      "$venv/bin/python" -m pip install --disable-pip-version-check -q --target "$venv/test-tools" \
-        -c requirements-dev.txt $tools
+      echo "setup: creating $bare ($pin only)"
+      rm -rf "$bare"
+      "$PY" -m venv "$bare"
+      "$bare/bin/python" -m pip install --disable-pip-version-check -q "$pin" -c "$constraints"
       echo "$bwant" > "$bstamp"
+    fi
+    [ "$pin" = "$dev_bpy" ] && continue
+    tv=.venv-bpy${major}${minor}
+    tstamp=$tv/.requirements.sha256
+    bare_site=$("$bare/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    twant=$( (echo "$bwant $bare_site $tools"; cat requirements-dev.txt) | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$tstamp" 2>/dev/null)" != "$twant" ]; then
+      echo "setup: creating $tv (test tools over $bare)"
+      rm -rf "$tv"
+      "$PY" -m venv "$tv"
+      tv_site=$("$tv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+      echo "$bare_site" > "$tv_site/hiptah-bpy-bare.pth"
+      "$tv/bin/python" -m pip install --disable-pip-version-check -q -c requirements-dev.txt $tools
+      echo "$twant" > "$tstamp"
     fi
   done
 fi

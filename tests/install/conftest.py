@@ -4,7 +4,7 @@ The build runs scripts/build.py as a user would (a subprocess, all platforms) in
 a temporary folder, sharing the repo's wheel cache (.cache/wheels/) so only the
 first run on a machine downloads anything.
 
-The bare Blender venvs (.venv-bpyNN, made by scripts/setup_env.sh) are optional
+The bare Blender venvs (.venv-bpyNN-bare, made by scripts/setup_env.sh) are optional
 for a local run (their tests skip); set HIPTAH_REQUIRE_BLENDER_VENVS=1 (as
 scripts/test.sh does) to make a missing one a failure.
 """
@@ -42,7 +42,7 @@ build_mod = load_build_module()
 class BlenderVenv:
     version: str      # "4.2.23"
     short: str        # "4.2"
-    path: Path        # .venv-bpy42
+    path: Path        # .venv-bpy42-bare
 
     @property
     def python(self) -> Path:
@@ -61,7 +61,7 @@ def blender_venvs() -> list[BlenderVenv]:
     for line in (ROOT / "requirements-blender.txt").read_text().splitlines():
         m = re.fullmatch(r"bpy==((\d+)\.(\d+)\.\d+)", line.strip())
         if m:
-            out.append(BlenderVenv(m[1], f"{m[2]}.{m[3]}", ROOT / f".venv-bpy{m[2]}{m[3]}"))
+            out.append(BlenderVenv(m[1], f"{m[2]}.{m[3]}", ROOT / f".venv-bpy{m[2]}{m[3]}-bare"))
     return out
 
 

@@ -1,6 +1,6 @@
 """Install the linux-x64 zip into every supported Blender as a user would.
 
-Per Blender version: a fresh interpreter of the bare venv .venv-bpyNN (bpy and its
+Per Blender version: a fresh interpreter of the bare venv .venv-bpyNN-bare (bpy and its
 own dependencies, no pydantic), started with ``-I`` so neither the repo nor
 PYTHONPATH leaks in, and a temporary BLENDER_USER_RESOURCES. It installs the zip
 with ``extensions.package_install_files`` (enable on install), imports pydantic
