@@ -608,11 +608,15 @@ class SandboxState:
 
     def log_request(self, entry: dict[str, Any]) -> None:
         with self.lock:
-            self.requests_log.append(entry)
+            # A request that began before the last reset belongs to the previous test:
+            # logging it now would leak into the fresh log.
+            if entry.get("time", self.started_at) >= self.started_at:
+                self.requests_log.append(entry)
 
     def log_cdn(self, entry: dict[str, Any]) -> None:
         with self.lock:
-            self.cdn_log.append(entry)
+            if entry.get("time", self.started_at) >= self.started_at:
+                self.cdn_log.append(entry)
 
     def snapshot(self, generator_kind: str) -> dict[str, Any]:
         with self.lock:

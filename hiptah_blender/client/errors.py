@@ -39,6 +39,12 @@ def redact(text: str | None) -> str:
     return out
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop (or its own ! or ?)."""
+    text = text.strip()
+    return text if text.endswith(("!", "?")) else text.rstrip(".") + "."
+
+
 class HiptahError(Exception):
     """Base of every error this client raises."""
 
@@ -72,14 +78,16 @@ class HiptahError(Exception):
         """Stable name of the error type, for job records and reports."""
         return type(self).__name__
 
-    def user_text(self) -> str:
-        """One line for a Blender report or a terminal: what happened, then what to do."""
+    def describe(self) -> str:
+        """What happened, with the server's own words when it sent any (no hint)."""
         parts = [self.message]
         if self.server_message and self.server_message not in self.message:
             parts.append(f"Server said: {self.server_message}")
-        if self.hint:
-            parts.append(self.hint)
-        return redact(" ".join(p.rstrip(".") + "." for p in parts if p))
+        return redact(" ".join(_sentence(p) for p in parts if p))
+
+    def user_text(self) -> str:
+        """One line for a Blender report or a terminal: what happened, then what to do."""
+        return redact(" ".join(_sentence(p) for p in (self.describe(), self.hint) if p))
 
     def __str__(self) -> str:
         text = self.message

@@ -8,6 +8,7 @@ The scheduler owns the records; everyone else sees copies (snapshots).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ class ErrorInfo:
         if isinstance(exc, HiptahError):
             return cls(
                 kind=exc.kind,
-                message=exc.message if not exc.server_message else f"{exc.message} ({exc.server_message})",
+                message=exc.describe(),
                 hint=exc.hint,
                 status=exc.status,
                 request_id=exc.request_id,
@@ -75,7 +76,8 @@ class ErrorInfo:
         return cls(kind=type(exc).__name__, message=redact(str(exc)) or type(exc).__name__, hint="")
 
     def user_text(self) -> str:
-        text = self.message.rstrip(".") + "."
+        text = self.message.strip()
+        text = text if text.endswith(("!", "?")) else text.rstrip(".") + "."
         if self.hint:
             text += " " + self.hint
         return text
@@ -136,7 +138,12 @@ class JobRecord:
         self.timeline.append(TimelineEntry(at=time.time() if at is None else at, what=what))
 
     def label(self, width: int = 40) -> str:
-        text = self.prompt or (f"image {self.image_path}" if self.image_path else "(no prompt)")
+        if self.image_path:
+            # A Blender image is sent through a temporary PNG: show the image's own name.
+            name = str(self.meta.get("image_name") or os.path.basename(self.image_path))
+            text = f"image: {name}" + (f" · {self.prompt}" if self.prompt else "")
+        else:
+            text = self.prompt or "(no prompt)"
         return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
     def elapsed(self, now: float | None = None) -> float:
