@@ -1112,6 +1112,14 @@ class Scheduler:
                 ),
             )
             return
+        if (
+            _is_transient(exc)
+            and not isinstance(exc, errors.DownloadError)
+            and (record.deadline_at is None or wall < record.deadline_at)
+        ):
+            # The API call for a fresh link failed (slow, 5xx, network): like a poll, that
+            # is retried until the job's deadline and does not use up a download attempt.
+            rt.download_attempts = max(0, rt.download_attempts - 1)
         if _download_retryable(exc) and rt.download_attempts <= self.config.download_retries:
             rt.errors += 1
             rt.refetch = True  # the URL may have expired meanwhile: ask for a fresh one

@@ -450,6 +450,23 @@ def test_transient_download_errors_are_retried_automatically() -> None:
     assert len(rig.server.download_calls) == 3
 
 
+def test_api_errors_while_refetching_a_link_do_not_use_up_download_attempts() -> None:
+    # A cut download makes the scheduler ask the API for a fresh link; that API call
+    # then times out several times (more often than download_retries). Like a poll, it
+    # is retried until the deadline, and the job still downloads without regenerating.
+    rig = make_rig()
+    rig.server.download_faults = [errors.DownloadError("cut short")]
+    local_id = _submitted(rig)
+    job_id = _record(rig, local_id).job_id
+    assert job_id
+    rig.run_for(31)  # completed and first download attempt failed
+    rig.server.poll_faults[job_id] = [errors.APITimeoutError() for _ in range(5)]
+    rig.run_for(120)
+    record = _record(rig, local_id)
+    assert record.state is JobState.DOWNLOADED, record.error
+    assert len(rig.server.generate_calls) == 1 and len(rig.server.download_calls) == 2
+
+
 def test_auto_download_off_finishes_with_the_url_only() -> None:
     rig = make_rig(auto_download=False)
     local_id = _submitted(rig)
