@@ -52,7 +52,7 @@ if [ "${SKIP_BLENDER_VENVS:-0}" != 1 ]; then
   grep -v -E '^[[:space:]]*(#|$|bpy==)' requirements-blender.txt > "$constraints"
   dev_bpy=$(grep -E '^bpy==' requirements-dev.txt)
   # What tests/blender imports besides bpy; versions come from requirements-dev.txt.
-  tools="pytest pytest-timeout pydantic hypothesis psutil pillow trimesh"
+  tools="pytest pytest-timeout pydantic hypothesis psutil pillow trimesh networkx lxml"
   for pin in $(grep -E '^bpy==' requirements-blender.txt); do
     ver=${pin#bpy==}
     major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
