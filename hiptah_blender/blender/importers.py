@@ -22,6 +22,7 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
+from ..client import magic, validation
 from ..client.errors import HiptahError
 from ..jobs.records import JobRecord
 
@@ -181,6 +182,7 @@ def import_model(
             f"The model file {path} is missing.",
             hint="Retry the job to download it again (while its link has not expired).",
         )
+    _check_file(path, fmt)
     scene = scene or context.scene
     view_layer = context.view_layer
     selected = [o for o in view_layer.objects if o.select_get()]
@@ -193,6 +195,7 @@ def import_model(
         objects = new.get("objects", [])
         if not objects:
             raise ModelImportError(f"The file {os.path.basename(path)} contains no objects.")
+        _check_geometry(objects, fmt, path)
         roots = _arrange(context, scene, objects, record, collection_name, placement)
     except Exception as exc:
         # Undo whatever the importer managed to create, then restore the selection.
@@ -201,10 +204,10 @@ def import_model(
         _restore_selection(view_layer, selected, active)
         if isinstance(exc, HiptahError):
             raise
-        detail = str(exc).strip().replace("Error: ", "").splitlines()
+        detail = _error_detail(exc)
         raise ModelImportError(
             f"The {fmt.upper()} file {os.path.basename(path)} could not be imported"
-            + (f" ({detail[0][:200]})" if detail else "")
+            + (f" ({detail[:200]})" if detail else "")
             + ".",
             hint=f"The file is kept in {os.path.dirname(path)}. Retry the job to download it again.",
         ) from exc
@@ -213,6 +216,55 @@ def import_model(
         if not coll.objects and not coll.children:
             bpy.data.collections.remove(coll)
     return roots
+
+
+def _check_file(path: str, fmt: str) -> None:
+    """The download's structure checks again, right before importing: the file may have
+    been damaged on disk since, and some importers trust a damaged length so far that
+    they exhaust memory (FBX) instead of failing."""
+    if fmt not in validation.FORMATS:
+        return  # .gltf / .usd given by hand: no structure check for these
+    try:
+        problem = magic.file_problem(fmt, path)
+    except OSError as exc:
+        raise ModelImportError(f"The model file {path} cannot be read ({exc.strerror or exc}).") from None
+    if problem is not None:
+        raise ModelImportError(
+            f"The {fmt.upper()} file {os.path.basename(path)} could not be imported: {problem}.",
+            hint=f"The file is kept in {os.path.dirname(path)}. Retry the job to download it again.",
+        )
+
+
+def _error_detail(exc: BaseException) -> str:
+    """The telling line of an importer's error: Blender wraps Python importers' failures
+    as "Python: Traceback ..." whose last line names the actual problem."""
+    lines = [re.sub(r"^Error: ", "", line.strip()) for line in str(exc).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Location:")]
+    if not lines:
+        return ""
+    return lines[-1] if lines[0].startswith(("Python: Traceback", "Traceback")) else lines[0]
+
+
+def _check_geometry(objects: list[Any], fmt: str, path: str) -> None:
+    """Some importers accept damaged files silently (STL: a mesh with no vertices, or
+    garbage numbers). Refuse what cannot be a model rather than drop it in the scene."""
+    import numpy as np
+
+    meshes = [o.data for o in objects if o.type == "MESH" and o.data is not None]
+    if not meshes or len(meshes) < len([o for o in objects if o.type in _GEOMETRY_TYPES]):
+        return  # other geometry types (curves, points...): nothing cheap to check
+    name = os.path.basename(path)
+    if not any(len(m.vertices) for m in meshes):
+        raise ModelImportError(
+            f"The {fmt.upper()} file {name} could not be imported: it contains no geometry (damaged?)."
+        )
+    for mesh in meshes:
+        coords = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        mesh.vertices.foreach_get("co", coords)
+        if not np.isfinite(coords).all():
+            raise ModelImportError(
+                f"The {fmt.upper()} file {name} could not be imported: it has invalid coordinates (damaged?)."
+            )
 
 
 def _arrange(
@@ -261,6 +313,8 @@ def _arrange(
 def _restore_selection(view_layer: Any, selected: list[Any], active: Any) -> None:
     try:
         for obj in view_layer.objects:
+            if obj is None:  # a removed object the view layer has not forgotten yet
+                continue
             obj.select_set(obj in selected)
         view_layer.objects.active = active
     except ReferenceError:  # an object of the old selection was removed meanwhile

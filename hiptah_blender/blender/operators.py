@@ -16,10 +16,10 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..client import errors, validation
 from ..jobs.records import JobState
-from . import monitor, runtime
+from . import image_input, monitor, runtime
 from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
 from .properties import DEFAULT_ITEM, job_items, scene_settings
-from .settings import ADDON_ID, read_settings
+from .settings import ADDON_ID, read_settings, user_dir
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -98,6 +98,14 @@ class HIPTAH_OT_generate(bpy.types.Operator):
         subtype="FILE_PATH",
         options={"SKIP_SAVE"},
     )
+    image_name: StringProperty(
+        name="Blender Image",
+        description="Name of an image in this file for image-to-3D (packed, generated or edited ones "
+        "are sent as PNG)",
+        default="",
+        options={"SKIP_SAVE"},
+        search=lambda self, context, text: [i.name for i in bpy.data.images if text.lower() in i.name.lower()],
+    )
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -106,43 +114,81 @@ class HIPTAH_OT_generate(bpy.types.Operator):
         panel_settings = getattr(context, "hiptah_settings", None)
         if panel_settings is None:
             return True
-        problem = generate_problem(context, panel_settings.prompt)
+        problem = panel_problem(context, panel_settings)
         if problem:
             cls.poll_message_set(problem)
             return False
         return True
 
     def invoke(self, context: Any, event: Any) -> Result:
-        if not self.prompt and not self.image_path and not scene_settings(context.scene).prompt.strip():
+        ui = scene_settings(context.scene)
+        panel_has_input = ui.prompt.strip() or (ui.source == "IMAGE" and any(image_input.selection(ui)))
+        if not (self.prompt or self.image_path or self.image_name or panel_has_input):
             return context.window_manager.invoke_props_dialog(self, width=480)  # type: ignore[no-any-return]
         return self.execute(context)
 
-    def _resolved(self, context: Any) -> tuple[str, str, str]:
+    def _image(self, context: Any) -> tuple[str, image_input.PreparedImage | None]:
+        """The prompt and the image to send: the operator's own arguments first, else the
+        panel's (its image only in Image mode). A datablock becomes a file here."""
+        ui = scene_settings(context.scene)
+        if self.image_path and self.image_name:
+            raise errors.InvalidImageError(
+                "Give either image_path or image_name, not both.", hint="image_name names an image in bpy.data.images."
+            )
+        if self.image_path:
+            return self.prompt, image_input.prepare_file(bpy.path.abspath(self.image_path))
+        if self.image_name:
+            image = bpy.data.images.get(self.image_name)
+            if image is None:
+                raise errors.InvalidImageError(
+                    f"There is no image named {self.image_name!r} in this file.",
+                    hint="Use a name from bpy.data.images (the name shown in the Image Editor).",
+                )
+            return self.prompt, image_input.prepare_datablock(image, user_dir("tmp"))
+        if self.prompt or ui.source != "IMAGE":
+            return self.prompt or ui.prompt, None
+        path, image = image_input.selection(ui)
+        if image is not None:
+            return ui.prompt, image_input.prepare_datablock(image, user_dir("tmp"))
+        if path is not None:
+            return ui.prompt, image_input.prepare_file(path)
+        raise errors.InvalidImageError(image_input.NOTHING_CHOSEN, hint="Pick one in the HiPtah panel (Image).")
+
+    def _resolved(self, context: Any) -> tuple[str, str]:
         ui = scene_settings(context.scene)
         settings = read_settings(context)
-        prompt = self.prompt if (self.prompt or self.image_path) else ui.prompt
         fmt = self.format if self.format != "default" else ui.format
         quality = self.quality if self.quality != "default" else ui.quality
         return (
-            prompt,
             settings.default_format if fmt == "default" else fmt,
             settings.default_quality if quality == "default" else quality,
         )
 
     def execute(self, context: Any) -> Result:
-        prompt, fmt, quality = self._resolved(context)
+        fmt, quality = self._resolved(context)
         wait = self.wait if self.properties.is_property_set("wait") else bpy.app.background
         if self.properties.is_property_set("import_result"):
             auto_import = self.import_result
         else:
             auto_import = read_settings(context).auto_import
-        image_path = bpy.path.abspath(self.image_path) if self.image_path else None
+        image: image_input.PreparedImage | None = None
         try:
             rt = runtime.get(context)
+            rt.refresh_settings(context).check()  # no key / bad URL: say so before saving any image
+            prompt, image = self._image(context)
             record = rt.submit(
-                context, prompt, fmt=fmt, quality=quality, image_path=image_path, auto_import=auto_import
+                context,
+                prompt,
+                fmt=fmt,
+                quality=quality,
+                image_path=image.path if image else None,
+                image_name=image.name if image else None,
+                temp_image=bool(image and image.temp),
+                auto_import=auto_import,
             )
         except errors.HiptahError as exc:
+            if image is not None:
+                image.discard()  # refused before anything was sent: no job will delete it
             return report_error(self, exc)
         if not wait:
             monitor.ensure_monitor(context)
@@ -187,6 +233,46 @@ def generate_problem(context: Any, prompt: str, image_path: str = "") -> str | N
     if problem is not None:
         return problem.message
     return validation.prompt_problem(prompt, allow_empty=bool(image_path))
+
+
+def panel_problem(context: Any, ui: Any) -> str | None:
+    """generate_problem() for the panel's current mode. Image mode: the image must be
+    chosen and valid (cheap: cached header checks), the prompt is optional."""
+    if ui.source != "IMAGE":
+        return generate_problem(context, ui.prompt)
+    problem = read_settings(context).configuration_error()
+    if problem is not None:
+        return problem.message
+    return image_input.selection_problem(ui) or validation.prompt_problem(ui.prompt, allow_empty=True)
+
+
+class HIPTAH_OT_pick_image(bpy.types.Operator):
+    """Choose a PNG, JPEG or WebP image file for image-to-3D"""
+
+    bl_idname = "hiptah.pick_image"
+    bl_label = "Choose Image"
+    bl_options = {"REGISTER", "INTERNAL"}
+
+    filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
+    filter_glob: StringProperty(default=image_input.FILTER_GLOB, options={"HIDDEN"})
+    filter_image: BoolProperty(default=True, options={"HIDDEN"})
+    filter_folder: BoolProperty(default=True, options={"HIDDEN"})
+
+    def invoke(self, context: Any, event: Any) -> Result:
+        current = scene_settings(context.scene).image_file
+        if current:
+            self.filepath = bpy.path.abspath(current)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: Any) -> Result:
+        ui = scene_settings(context.scene)
+        ui.image_file = self.filepath
+        ui.source = "IMAGE"
+        problem = image_input.file_info(bpy.path.abspath(self.filepath)).problem if self.filepath else None
+        if problem:
+            report(self, "WARNING", f"HiPtah: {problem}")
+        return {"FINISHED"}
 
 
 class HIPTAH_OT_cancel_job(_JobOperator, bpy.types.Operator):
@@ -361,6 +447,7 @@ def menu_add(self: Any, context: Any) -> None:
 
 CLASSES: tuple[type, ...] = (
     HIPTAH_OT_generate,
+    HIPTAH_OT_pick_image,
     HIPTAH_OT_cancel_job,
     HIPTAH_OT_retry_job,
     HIPTAH_OT_import_job,

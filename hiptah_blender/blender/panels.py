@@ -14,8 +14,8 @@ import bpy
 
 from ..client import errors, validation
 from ..jobs.records import JobRecord, JobState
-from . import runtime
-from .operators import generate_problem
+from . import image_input, runtime
+from .operators import panel_problem
 from .properties import job_items, scene_settings
 from .settings import ADDON_ID, read_settings
 
@@ -142,8 +142,20 @@ class VIEW3D_PT_hiptah(bpy.types.Panel):
         ui = scene_settings(context.scene)
         draw_status(layout, context, settings)
 
+        row = layout.row(align=True)
+        row.prop(ui, "source", expand=True)
+        image_mode = ui.source == "IMAGE"
+        if image_mode:
+            draw_image_input(layout, ui)
+
         col = layout.column(align=True)
-        col.prop(ui, "prompt", text="", icon="OUTLINER_OB_FONT")
+        col.prop(
+            ui,
+            "prompt",
+            text="",
+            icon="OUTLINER_OB_FONT",
+            placeholder="Optional prompt (tints the model)" if image_mode else "Describe the model",
+        )
         prompt = ui.prompt.strip()
         row = col.row()
         row.alignment = "RIGHT"
@@ -159,9 +171,36 @@ class VIEW3D_PT_hiptah(bpy.types.Panel):
         row = col.row()
         row.scale_y = 1.4
         row.operator("hiptah.generate", text="Generate", icon="MESH_MONKEY")
-        problem = generate_problem(context, ui.prompt)
+        problem = panel_problem(context, ui)
         if problem and settings.configuration_error() is None:
-            col.label(text=problem, icon="INFO")
+            sub = col.column(align=True)
+            # A chosen image that cannot be sent is an error; "nothing chosen yet" is a hint.
+            sub.alert = image_mode and problem != image_input.NOTHING_CHOSEN and any(image_input.selection(ui))
+            _wrap(sub, context, problem, icon="ERROR" if sub.alert else "INFO")
+
+
+def draw_image_input(layout: Any, ui: Any) -> None:
+    """Image mode: a file (path field + filtered browser) or an image loaded in Blender."""
+    box = layout.box()
+    col = box.column(align=True)
+    col.label(text="Image file:")
+    row = col.row(align=True)
+    row.prop(ui, "image_file", text="", placeholder="PNG, JPEG or WebP, up to 10 MB")
+    row.operator("hiptah.pick_image", text="", icon="FILE_IMAGE")
+    path, image = image_input.selection(ui)
+    if path is not None:
+        info = image_input.file_info(path)
+        if info.problem is None and info.kind is not None:
+            col.label(text=f"{info.kind.upper()} image, {_size(info.size)}", icon="CHECKMARK")
+    col = box.column(align=True)
+    col.label(text="or an image in Blender:")
+    col.template_ID(ui, "image", open="image.open")
+    if image is not None and image_input.datablock_problem(image) is None:
+        col.label(text=image_input.describe_datablock(image), icon="CHECKMARK")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{max(1, round(size / 1000))} KB"
 
 
 def draw_status(layout: Any, context: Any, settings: Any) -> None:
@@ -225,7 +264,7 @@ class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
 
 def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None:
     now = time.time()
-    _wrap(box, context, record.prompt or f"Image: {record.image_path}", icon=STATE_ICONS[record.state])
+    _wrap(box, context, record.label(1000), icon=STATE_ICONS[record.state])
     box.label(text=f"{record.format.upper()}, {record.quality}" + (f", job {record.job_id}" if record.job_id else ""))
     if record.state.is_active:
         fraction = record.estimated_fraction(now)

@@ -1,6 +1,6 @@
 """Blender-side data: the panel's inputs (per scene) and the job list mirror (per session).
 
-``Scene.hiptah`` holds prompt, format and quality: saved with the .blend, like any
+``Scene.hiptah`` holds prompt, format, quality and the image-to-3D input: saved with the .blend, like any
 other scene setting. ``WindowManager.hiptah_jobs`` mirrors the scheduler's jobs for
 the UIList; window-manager properties registered from Python are never written to
 .blend files, and the runtime refills the mirror from its snapshots.
@@ -20,7 +20,38 @@ from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
 DEFAULT_ITEM = ("default", "Default", "Use the default from the add-on preferences")
 
 
+SOURCE_ITEMS = [
+    ("TEXT", "Text", "Generate a model from the prompt", "OUTLINER_OB_FONT", 0),
+    ("IMAGE", "Image", "Generate a model from an image, with an optional prompt", "IMAGE_DATA", 1),
+]
+
+
+def _file_chosen(self: HiptahSceneSettings, context: Any) -> None:
+    # One image at a time: picking a file drops the Blender image and vice versa.
+    if self.image_file and self.image is not None:
+        self.image = None
+
+
+def _image_chosen(self: HiptahSceneSettings, context: Any) -> None:
+    if self.image is not None and self.image_file:
+        self.image_file = ""
+
+
 class HiptahSceneSettings(bpy.types.PropertyGroup):
+    source: EnumProperty(name="Source", items=SOURCE_ITEMS, default="TEXT")
+    image_file: StringProperty(
+        name="Image File",
+        description="PNG, JPEG or WebP image of at most 10 MB to turn into a model",
+        default="",
+        subtype="FILE_PATH",
+        update=_file_chosen,
+    )
+    image: PointerProperty(
+        name="Blender Image",
+        description="An image loaded in Blender (packed, generated or edited ones are sent as PNG)",
+        type=bpy.types.Image,
+        update=_image_chosen,
+    )
     prompt: StringProperty(
         name="Prompt",
         description=f"Describe the model to generate (1 to {MAX_PROMPT_CHARS} characters, no HTML)",

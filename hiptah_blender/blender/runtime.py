@@ -22,8 +22,9 @@ import bpy
 
 from ..client import errors
 from ..jobs.records import ErrorInfo, JobEvent, JobRecord, JobState
+from . import image_input
 from .importers import ModelImportError, import_model
-from .settings import Settings, read_settings, store_path
+from .settings import Settings, read_settings, store_path, user_dir
 
 if TYPE_CHECKING:
     from ..client.http import HiptahClient
@@ -108,6 +109,16 @@ class Runtime:
         if self.scheduler.warning:
             self._notice("", "WARNING", self.scheduler.warning)
         self.sync()
+        # Temporary images of jobs that ended while Blender was not running (or crashed).
+        image_input.sweep(
+            self.temp_folder(),
+            keep=[j.image_path for j in self.snapshots.values() if j.image_path and not _image_done(j)],
+        )
+
+    @staticmethod
+    def temp_folder() -> str:
+        """Where datablocks are saved as images for sending (deleted when their job is done)."""
+        return user_dir("tmp", create=False)
 
     # ------------------------------------------------------------------ settings
     def _config(self, settings: Settings) -> SchedulerConfig:
@@ -157,18 +168,27 @@ class Runtime:
         fmt: str,
         quality: str,
         image_path: str | None = None,
+        image_name: str | None = None,
+        temp_image: bool = False,
         auto_import: bool = True,
     ) -> JobRecord:
-        """Queue a generation (validated; raises HiptahError with the user's fix)."""
+        """Queue a generation (validated; raises HiptahError with the user's fix).
+        ``image_name``: what the UI calls the image; ``temp_image``: ``image_path`` is
+        our temporary file, deleted once the job no longer needs it."""
         settings = self.refresh_settings(context)
         settings.check()
         scene = context.scene
+        meta: dict[str, Any] = {"scene": scene.name, "blend": bpy.data.filepath, "auto_import": auto_import}
+        if image_path and image_name:
+            meta["image_name"] = image_name
+        if image_path and temp_image:
+            meta["temp_image"] = True
         record = self.scheduler.submit(
             prompt,
             format=fmt,
             quality=quality,
             image_path=image_path or None,
-            meta={"scene": scene.name, "blend": bpy.data.filepath, "auto_import": auto_import},
+            meta=meta,
         )
         self.sync()
         return record
@@ -254,6 +274,8 @@ class Runtime:
 
     def _apply(self, context: Any, event: JobEvent, push_undo: bool) -> None:
         job = event.job
+        if event.kind == "removed" or _image_done(job):
+            self._drop_temp_image(job)
         if event.kind == "removed":
             self.import_errors.pop(job.local_id, None)
             return
@@ -286,6 +308,10 @@ class Runtime:
             self._notice(local_id, "ERROR", f"HiPtah: “{record.label(30)}”: {exc.user_text()}")
             return
         self._notice(local_id, "INFO", f"HiPtah: imported “{record.label(30)}” as {roots[0].name}.")
+
+    def _drop_temp_image(self, job: JobRecord) -> None:
+        if job.meta.get("temp_image") and image_input.is_temp_image(job.image_path, self.temp_folder()):
+            image_input.remove_quietly(str(job.image_path))
 
     def _notice(self, local_id: str, level: str, text: str) -> None:
         self.notices.append((level, errors.redact(text), local_id))
@@ -350,6 +376,12 @@ class Runtime:
 
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=False)
+
+
+def _image_done(job: JobRecord) -> bool:
+    """The job's image will never be sent again: a finished download cannot be retried
+    (failed and cancelled jobs can, with the same image, until they are removed)."""
+    return job.state in (JobState.DOWNLOADED, JobState.IMPORTED)
 
 
 def sync_mirror(jobs: list[JobRecord]) -> None:

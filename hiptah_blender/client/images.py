@@ -43,6 +43,28 @@ def image_bytes_to_data_uri(data: bytes, *, name: str = "image") -> str:
     return f"data:{IMAGE_TYPES[kind]};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def check_image_file(path: str | os.PathLike[str]) -> str:
+    """Cheap checks before anything is sent: the file can be read, is at most 10 MB and
+    starts like a PNG, JPEG or WebP. Reads 16 bytes; returns 'png', 'jpeg' or 'webp', or
+    raises InvalidImageError saying what is wrong."""
+    name = os.path.basename(os.fspath(path))
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise InvalidImageError(
+            f"The image {name!r} cannot be read ({exc.strerror or exc}).",
+            hint="Check the path and that the file exists.",
+        ) from None
+    if size > MAX_IMAGE_BYTES:
+        raise InvalidImageError(f"The image {name!r} is {size / 1e6:.1f} MB; the limit is 10 MB.")
+    kind = sniff_image_type(head)
+    if kind is None:
+        raise InvalidImageError(f"The file {name!r} is not a PNG, JPEG or WebP image.")
+    return kind
+
+
 def image_file_to_data_uri(path: str | os.PathLike[str]) -> str:
     """Read an image file and return its data URI, or InvalidImageError saying why not."""
     name = os.fspath(path)

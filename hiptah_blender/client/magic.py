@@ -12,6 +12,7 @@ the finished file for a deeper structural check.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zipfile
@@ -76,7 +77,9 @@ def file_problem(fmt: str, path: str | os.PathLike[str]) -> str | None:
         return _zip_problem(fmt, path)
     if fmt == "stl":
         return _stl_problem(path, head, size)
-    return None  # fbx: the magic is all that can be checked without a parser
+    if fmt == "fbx" and head.startswith(FBX_BINARY_MAGIC):
+        return _fbx_problem(path, size)
+    return None  # ASCII FBX: the magic is all that is checked
 
 
 def verify_file(fmt: str, path: str | os.PathLike[str]) -> None:
@@ -117,3 +120,83 @@ def _stl_problem(path: str | os.PathLike[str], head: bytes, size: int) -> str | 
             return None
         return "the ASCII STL file ends before 'endsolid' (truncated)"
     return "the binary STL size does not match its triangle count (truncated)"
+
+
+# ---------------------------------------------------------------------------- FBX
+# Binary FBX is a tree of node records whose lengths are trusted by readers: Blender's
+# importer allocates whatever a damaged length says (a cut or garbled file can exhaust
+# memory and kill Blender). Walking the record headers checks every length against the
+# file without decoding anything.
+_FBX_SCALARS = {ord("Y"): 2, ord("C"): 1, ord("I"): 4, ord("F"): 4, ord("D"): 8, ord("L"): 8}
+_FBX_ARRAYS = {ord("f"): 4, ord("d"): 8, ord("l"): 8, ord("i"): 4, ord("b"): 1}
+_FBX_MAX_ARRAY_BYTES = 1 << 30  # decompressed size of one property array
+_FBX_MAX_DEPTH = 64
+
+
+class _FbxDamaged(Exception):
+    pass
+
+
+def _fbx_problem(path: str | os.PathLike[str], size: int) -> str | None:
+    if size < 27 + 13:
+        return "the FBX file is shorter than its header"
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        version = struct.unpack_from("<I", data, 23)[0]
+        wide = version >= 7500  # 64-bit record offsets since FBX 7.5
+        try:
+            _fbx_records(data, 27, size, wide, 0)
+        except _FbxDamaged as exc:
+            return f"the FBX file is damaged ({exc})"
+        except struct.error:
+            return "the FBX file is damaged (a record runs past the end of the file)"
+    return None
+
+
+def _fbx_records(data: mmap.mmap, offset: int, end: int, wide: bool, depth: int) -> int:
+    """Check the records from ``offset`` up to their closing empty record (or ``end``)."""
+    if depth > _FBX_MAX_DEPTH:
+        raise _FbxDamaged("records nested too deep")
+    header = 25 if wide else 13
+    while offset + header <= end:
+        if wide:
+            end_offset, count, props_len = struct.unpack_from("<QQQ", data, offset)
+        else:
+            end_offset, count, props_len = struct.unpack_from("<III", data, offset)
+        name_len = data[offset + header - 1]
+        if end_offset == 0 and count == 0 and props_len == 0 and name_len == 0:
+            return offset + header  # the empty record that closes a list
+        props = offset + header + name_len
+        props_end = props + props_len
+        if not props_end <= end_offset <= end:
+            raise _FbxDamaged(f"a record at byte {offset} claims to end at byte {end_offset} (file: {end} bytes)")
+        _fbx_properties(data, props, props_end, count)
+        if props_end < end_offset:
+            _fbx_records(data, props_end, end_offset, wide, depth + 1)
+        offset = end_offset
+    if depth > 0:
+        raise _FbxDamaged(f"a nested list at byte {offset} is not closed")
+    return offset  # top level: the file ended without the closing record (tolerated by readers)
+
+
+def _fbx_properties(data: mmap.mmap, offset: int, end: int, count: int) -> None:
+    for _ in range(count):
+        if offset >= end:
+            raise _FbxDamaged(f"more properties than fit in the record ending at byte {end}")
+        kind = data[offset]
+        offset += 1
+        if kind in _FBX_SCALARS:
+            offset += _FBX_SCALARS[kind]
+        elif kind in _FBX_ARRAYS:
+            length, encoding, stored = struct.unpack_from("<III", data, offset)
+            wanted = length * _FBX_ARRAYS[kind]
+            if encoding not in (0, 1) or wanted > _FBX_MAX_ARRAY_BYTES or (encoding == 0 and stored != wanted):
+                raise _FbxDamaged(f"an array property at byte {offset} has impossible sizes")
+            offset += 12 + stored
+        elif kind in (ord("S"), ord("R")):
+            offset += 4 + struct.unpack_from("<I", data, offset)[0]
+        else:
+            raise _FbxDamaged(f"unknown property type {kind!r} at byte {offset - 1}")
+        if offset > end:
+            raise _FbxDamaged(f"a property runs past its record's end (byte {end})")
+    if offset != end:
+        raise _FbxDamaged(f"the properties of a record end at byte {offset}, not {end}")

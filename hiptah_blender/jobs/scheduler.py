@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..client import errors
-from ..client.images import sniff_image_type
+from ..client.images import check_image_file
 from ..client.validation import clean_format, clean_prompt, clean_quality
 from . import timing
 from .records import ErrorInfo, JobEvent, JobRecord, JobState
@@ -1206,24 +1206,7 @@ class Scheduler:
 
 def _check_image_file(path: str) -> None:
     """Cheap checks on the main thread (size, magic bytes); encoding happens on a worker."""
-    from ..client.images import MAX_IMAGE_BYTES
-
-    name = os.path.basename(path)
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise errors.InvalidImageError(
-            f"The image {name!r} cannot be read ({exc.strerror or exc}).",
-            hint="Check the path and that the file exists.",
-        ) from None
-    if size > MAX_IMAGE_BYTES:
-        raise errors.InvalidImageError(
-            f"The image {name!r} is {size / 1e6:.1f} MB; the limit is 10 MB."
-        )
-    if sniff_image_type(head) is None:
-        raise errors.InvalidImageError(f"The file {name!r} is not a PNG, JPEG or WebP image.")
+    check_image_file(path)
 
 
 def _is_transient(exc: BaseException) -> bool:

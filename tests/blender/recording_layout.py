@@ -110,6 +110,12 @@ class RecordingLayout:
     def template_list(self, *args: Any, **kwargs: Any) -> None:
         self._record("template_list", args, kwargs)
 
+    def template_ID(self, *args: Any, **kwargs: Any) -> None:
+        self._record("template_ID", args, kwargs)
+
+    def prop_search(self, *args: Any, **kwargs: Any) -> None:
+        self._record("prop_search", args, kwargs)
+
     def separator(self, *args: Any, **kwargs: Any) -> None:
         self._record("separator", args, kwargs)
 

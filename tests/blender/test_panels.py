@@ -102,10 +102,11 @@ def test_idle_sandbox_prompt_count_and_generate_state(addon: Addon) -> None:
     assert any(t.startswith("Sandbox: http://127.0.0.1") for t in layout.texts())
     assert "Ready" in layout.texts()
     assert "0 / 500" in layout.texts()
-    assert [c.args[1] for c in layout.find("prop")] == ["prompt", "format", "quality"]
+    assert [c.args[1] for c in layout.find("prop")] == ["source", "prompt", "format", "quality"]
+    assert layout.find("prop")[0].kwargs["expand"] is True  # Text / Image as two buttons
     (generate,) = layout.operators("hiptah.generate")
     assert generate.layout.context_pointers["hiptah_settings"] == scene_ui
-    assert "Enter a prompt describing the model" in layout.texts()
+    assert "Enter a prompt describing the model" in " ".join(layout.all_text().split())
 
     # The button's poll greys it out with the reason; scripts are never blocked by it.
     with bpy.context.temp_override(hiptah_settings=scene_ui):
@@ -116,10 +117,10 @@ def test_idle_sandbox_prompt_count_and_generate_state(addon: Addon) -> None:
     layout = draw_main()
     count = next(c for c in layout.find("label") if c.text == "501 / 500")
     assert count.layout.effective("alert")
-    assert "Prompt is 501 characters; the limit is 500" in layout.texts()
+    assert "Prompt is 501 characters; the limit is 500" in " ".join(layout.all_text().split())
 
     scene_ui.prompt = "<i>cart</i>"
-    assert "Remove the HTML from the prompt" in draw_main().texts()
+    assert "Remove the HTML from the prompt" in " ".join(draw_main().all_text().split())
 
     scene_ui.prompt = "a wooden cart"
     layout = draw_main()
