@@ -157,14 +157,14 @@ class WheelCache:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.index_path = directory / CACHE_INDEX
-        self.index: dict[str, dict[str, str]] = {}
-        if self.index_path.is_file():
-            try:
-                loaded = json.loads(self.index_path.read_text(encoding="utf-8"))
-                if isinstance(loaded, dict):
-                    self.index = loaded
-            except (OSError, ValueError):
-                self.index = {}  # a damaged index only costs a re-download
+        self.index: dict[str, dict[str, str]] = self._read_index()
+
+    def _read_index(self) -> dict[str, dict[str, str]]:
+        try:
+            loaded = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # missing or damaged: only costs a re-download
+        return loaded if isinstance(loaded, dict) else {}
 
     def lookup(self, key: str) -> list[Path] | None:
         """The cached wheels for ``key`` if every one is present and intact."""
@@ -185,13 +185,16 @@ class WheelCache:
         stored: list[Path] = []
         for src in files:
             dst = self.dir / src.name
-            shutil.copyfile(src, dst)
+            tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)  # another build reading the cache never sees half a wheel
             entry[src.name] = sha256_file(dst)
             stored.append(dst)
-        self.index[key] = entry
-        tmp = self.index_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.index, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.index_path)  # atomic: a concurrent build never reads half a file
+        # Merge with what another build may have stored meanwhile, then replace atomically.
+        self.index = {**self._read_index(), **self.index, key: entry}
+        tmp_index = self.index_path.with_name(f".{CACHE_INDEX}.{os.getpid()}.tmp")
+        tmp_index.write_text(json.dumps(self.index, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp_index, self.index_path)
         return sorted(stored)
 
 

@@ -240,3 +240,21 @@ def test_zips_validate_with_every_blender(built: Build, venv: BlenderVenv) -> No
         proc = subprocess.run([sys.executable, str(venv.blender_ext), "validate", str(built.zip_for(platform))],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, f"{platform}: {proc.stdout}{proc.stderr}"
+
+
+def test_optional_platform_without_wheels_is_left_out(built: Build, monkeypatch: pytest.MonkeyPatch) -> None:
+    """windows-arm64 style: no binary wheel -> that zip is skipped with a note, the rest builds."""
+    def no_wheels(platform, python, requirements, dest):
+        raise build_mod.BuildError(f"pip download failed for {platform.name} / CPython {python}")
+
+    monkeypatch.setattr(build_mod, "pip_download", no_wheels)
+    reqs = build_mod.read_requirements()
+    cache = build_mod.WheelCache(ROOT / ".cache" / "wheels")   # linux-x64 is cached by `built`
+    linux = next(p for p in build_mod.PLATFORMS if p.name == "linux-x64")
+    exotic = build_mod.Platform("windows-arm64", ("win_arm64_not_published",), required=False)
+    result = build_mod.fetch_wheels([linux, exotic], reqs, cache, offline=False, log=False)
+    assert set(result.wheels) == {"linux-x64"}
+    assert "windows-arm64" in result.skipped and result.downloads == 0
+    required = build_mod.Platform("linux-x64", ("manylinux_9_99_x86_64",))
+    with pytest.raises(build_mod.BuildError, match="pip download failed"):
+        build_mod.fetch_wheels([required], reqs, cache, offline=False, log=False)
