@@ -49,10 +49,22 @@ def disable_addon() -> None:
         addon_utils.disable(ADDON, default_set=True)
 
 
+def addon_modules() -> dict[str, ModuleType]:
+    return {n: m for n, m in sys.modules.items() if n == ADDON or n.startswith(ADDON + ".")}
+
+
 def purge_modules() -> None:
     """What a Blender restart does to the add-on's Python state."""
-    for name in [n for n in sys.modules if n == ADDON or n.startswith(ADDON + ".")]:
+    for name in addon_modules():
         del sys.modules[name]
+
+
+def restore_modules(saved: dict[str, ModuleType]) -> None:
+    """Put the module objects from before a purge back, so that later tests in the same
+    process (the unit suite imports the same package) see one set of classes."""
+    for name in addon_modules():
+        del sys.modules[name]
+    sys.modules.update(saved)
 
 
 @dataclass
@@ -95,6 +107,7 @@ def addon(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Addon]:
     monkeypatch.setenv("HIPTAH_API_KEY", sandbox.api_key)
     monkeypatch.setenv("HIPTAH_BASE_URL", sandbox.base_url)
     bpy.context.preferences.system.use_online_access = True
+    saved_modules = addon_modules()
     disable_addon()
     enable_addon()
     shutil.rmtree(user_dir(), ignore_errors=True)
@@ -104,6 +117,8 @@ def addon(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Addon]:
         yield Addon(sandbox)
     finally:
         disable_addon()
+        if saved_modules:
+            restore_modules(saved_modules)
         shutil.rmtree(user_dir(), ignore_errors=True)
         reset_scene()
         bpy.context.preferences.system.use_online_access = False

@@ -37,8 +37,8 @@ def test_run_until_with_real_threads(tmp_path: Path) -> None:
     assert all(r.file_path and Path(r.file_path).is_file() for r in records)
     assert len(server.jobs) == 5
     # 3 waves of 0.3 s at concurrency 2: ideal 0.9 s.
+    # A figure, not a timed assertion (shared, noisy machines): bench.py measures throughput.
     print(f"\n5 jobs x 0.3 s at concurrency 2: {took:.2f} s (ideal 0.90 s)")
-    assert took < 3.0
     assert sum(1 for e in events if e.kind == "downloaded") == 5
     sched.shutdown(wait=True)
     stored = JobStore(tmp_path / "jobs.json").load()
