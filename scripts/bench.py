@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Measure the add-on's speed (issue 7) and print a markdown table.
 
-    .venv/bin/python scripts/bench.py            # full run (about 10-12 minutes)
-    .venv/bin/python scripts/bench.py --quick    # smoke run (under 3 minutes)
+    .venv/bin/python scripts/bench.py            # full run (about 8 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py --quick    # smoke run (about 1.5 minutes)
     .venv/bin/python scripts/bench.py --only tick,download --json out.json
 
 Every figure comes from a fresh interpreter running one ``bench/`` module against its
