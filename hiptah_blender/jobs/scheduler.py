@@ -956,15 +956,7 @@ class Scheduler:
         if result.error is not None:
             exc = result.error
             if isinstance(exc, errors.NotFoundError):
-                self._fail(
-                    record,
-                    errors.NotFoundError(
-                        f"The server no longer knows job {record.job_id} (it may have been restarted "
-                        "or the job expired).",
-                        status=exc.status,
-                        request_id=exc.request_id,
-                    ),
-                )
+                self._fail(record, _job_gone(record, exc))
                 return
             if _is_transient(exc):
                 rt.errors += 1
@@ -1104,13 +1096,7 @@ class Scheduler:
             return
         exc = result.error
         if isinstance(exc, errors.NotFoundError) and rt.refetch:
-            self._fail(
-                record,
-                errors.NotFoundError(
-                    f"The server no longer knows job {record.job_id} (it may have been restarted or the job expired).",
-                    status=exc.status,
-                ),
-            )
+            self._fail(record, _job_gone(record, exc))
             return
         if (
             _is_transient(exc)
@@ -1216,6 +1202,16 @@ def _is_transient(exc: BaseException) -> bool:
     # Not one of ours (a bug or an unexpected library error): retried until the
     # deadline for polls and downloads, which bounds it.
     return isinstance(exc, (OSError, ValueError))
+
+
+def _job_gone(record: JobRecord, exc: errors.NotFoundError) -> errors.NotFoundError:
+    """A 404 for a job the server had accepted: it was forgotten (restart, expiry).
+    The error type's hint says why and what to do, so the message only says what."""
+    return errors.NotFoundError(
+        f"The server no longer knows job {record.job_id}.",
+        status=exc.status,
+        request_id=exc.request_id,
+    )
 
 
 def _download_retryable(exc: BaseException) -> bool:
