@@ -216,6 +216,14 @@ class HIPTAH_OT_generate(bpy.types.Operator):
             report(self, "ERROR", f"HiPtah: “{label}” failed: {record.error.user_text()}")
         elif record.state is JobState.CANCELLED:
             report(self, "ERROR", f"HiPtah: “{label}” was cancelled.")
+        elif (unreachable := rt.unreachable_error(record)) is not None:
+            report(
+                self,
+                "ERROR",
+                f"HiPtah: “{label}” could not be sent: {unreachable.user_text()} The job is kept "
+                "with its idempotency key and is sent (once, never charged twice) when HiPtah "
+                "answers again; the HiPtah panel shows it.",
+            )
         else:
             report(
                 self,

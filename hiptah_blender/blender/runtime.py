@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 REPORTS: deque[tuple[str, str]] = deque(maxlen=200)
 
 _REDRAW_EVERY = 0.25  # seconds between sidebar redraws while jobs run (progress bars)
+# A blocking generate stops waiting for a server it cannot reach after this long (the
+# job is kept and sent later); a whole job deadline (600 s) would look like a hang.
+UNREACHABLE_GRACE = 60.0
 _runtime: Runtime | None = None
 
 
@@ -323,19 +326,44 @@ class Runtime:
         return [(level, add_report(level, text)) for level, text, local_id in notices if local_id != exclude or not exclude]
 
     def wait_for(
-        self, local_id: str, timeout: float | None = None, *, context: Any = None, interval: float = 0.05
+        self,
+        local_id: str,
+        timeout: float | None = None,
+        *,
+        context: Any = None,
+        interval: float = 0.05,
+        unreachable_grace: float | None = None,
     ) -> JobRecord:
         """Step until the job is finished (imported when it auto-imports), or ``timeout``
-        (default: the job deadline plus a margin) passes. Blocks the caller."""
-        limit = time.monotonic() + (self.settings.job_deadline + 60.0 if timeout is None else timeout)
+        (default: the job deadline plus a margin) passes. Blocks the caller.
+
+        A job the server never accepted because it cannot be reached (connection errors,
+        timeouts) stops the wait after ``unreachable_grace`` seconds instead of the whole
+        job deadline: a script learns at once that HiPtah is unreachable. The job itself
+        is kept, with its idempotency key, and is sent when the server answers again."""
+        grace = UNREACHABLE_GRACE if unreachable_grace is None else unreachable_grace
+        started = time.monotonic()
+        limit = started + (self.settings.job_deadline + 60.0 if timeout is None else timeout)
         while True:
             self.step(context, push_undo=False)
             record = self.scheduler.get(local_id)
             if record is None:
                 raise ModelImportError("The job was removed while waiting for it.", hint="")
-            if record.state.is_finished or time.monotonic() >= limit:
+            now = time.monotonic()
+            if record.state.is_finished or now >= limit:
+                return record
+            if now - started >= grace and self.unreachable_error(record) is not None:
                 return record
             time.sleep(interval)
+
+    def unreachable_error(self, record: JobRecord) -> ErrorInfo | None:
+        """Why a not-yet-accepted job cannot be sent (the server is unreachable), or None."""
+        if record.job_id is not None or record.state not in (JobState.WAITING, JobState.SUBMITTING):
+            return None
+        error = self.scheduler.transient_error(record.local_id)
+        if error is None or error.kind not in ("APIConnectionError", "APITimeoutError"):
+            return None
+        return error
 
     # ------------------------------------------------------------------ the list mirror
     def sync(self, events: list[JobEvent] | None = None) -> None:

@@ -149,6 +149,7 @@ class _Runtime:
     refetch: bool = False  # GET the job first (fresh model URL)
     download_attempts: int = 0
     poll_again: bool = False  # a webhook arrived while a poll was outstanding
+    last_error: BaseException | None = None  # latest transient error (cleared on success)
 
     @property
     def busy(self) -> bool:
@@ -343,6 +344,15 @@ class Scheduler:
         with self._lock:
             record = self._records.get(local_id)
             return record.copy() if record is not None else None
+
+    def transient_error(self, local_id: str) -> ErrorInfo | None:
+        """The latest error an active job is retrying through (network down, 5xx, ...),
+        or None once a request for it succeeded. Lets a blocking caller stop waiting
+        on an unreachable server without failing (or forgetting) the job."""
+        with self._lock:
+            rt = self._rt.get(local_id)
+            exc = rt.last_error if rt is not None else None
+        return ErrorInfo.from_exception(exc) if exc is not None else None
 
     def find_by_job_id(self, job_id: str) -> JobRecord | None:
         with self._lock:
@@ -894,6 +904,7 @@ class Scheduler:
             rt.t0 = result.at
             rt.deadline = result.at + self.config.job_deadline
             rt.errors = 0
+            rt.last_error = None
             status = getattr(response.status, "value", str(response.status))
             record.server_status = status
             record.state = JobState.PROCESSING if status == "processing" else JobState.QUEUED
@@ -930,6 +941,7 @@ class Scheduler:
             return
         if _is_transient(exc) and not isinstance(exc, (errors.UnexpectedResponseError, ValueError)):
             rt.errors += 1
+            rt.last_error = exc
             if now >= rt.deadline:
                 self._fail(record, exc, note="gave up sending after the job deadline")
                 return
@@ -960,6 +972,7 @@ class Scheduler:
                 return
             if _is_transient(exc):
                 rt.errors += 1
+                rt.last_error = exc
                 if now >= rt.deadline:
                     self._timeout(record, last_error=exc)
                     return
@@ -987,6 +1000,7 @@ class Scheduler:
         if rt.errors:
             record.note(f"poll succeeded again after {rt.errors} failure(s)", at=wall)
             rt.errors = 0
+            rt.last_error = None
             self._dirty.add(record.local_id)
         status = getattr(job.status, "value", str(job.status))
         previous = record.state

@@ -3,6 +3,7 @@ and a model that cannot be imported leaves the scene exactly as it was."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -69,6 +70,40 @@ def test_server_down(addon: Addon, make_sandbox: Any, monkeypatch: pytest.Monkey
     addon.prefs.job_deadline = 5.0
     text = generate_error(addon)
     assert "Could not reach 127.0.0.1" in text and "base URL" in text
+
+
+def test_unreachable_server_stops_a_blocking_wait_early_and_keeps_the_job(
+    addon: Addon, make_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the default 600 s job deadline a script must not hang on a server it cannot
+    # reach: the wait ends after the grace period, the job is kept (same idempotency
+    # key) and is sent, once, as soon as the server answers again.
+    server = make_sandbox()
+    server.stop()
+    monkeypatch.setenv("HIPTAH_BASE_URL", server.base_url)
+    monkeypatch.setenv("HIPTAH_API_KEY", server.api_key)
+    runtime = addon.runtime
+    monkeypatch.setattr(runtime, "UNREACHABLE_GRACE", 1.0)
+    assert addon.prefs.job_deadline >= 300
+    started = time.monotonic()
+    text = generate_error(addon)
+    waited = time.monotonic() - started
+    assert "could not be sent" in text and "Could not reach 127.0.0.1" in text
+    assert "idempotency key" in text
+    assert waited < 120, waited  # far from the 600 s deadline: the grace, plus retries
+    rt = addon.rt()
+    record = rt.scheduler.jobs()[0]
+    assert record.job_id is None and record.state.value in ("waiting", "submitting")
+    key = record.idempotency_key
+
+    server.start()  # same port and key: HiPtah is back
+    end = time.monotonic() + 60
+    while rt.scheduler.get(record.local_id).job_id is None and time.monotonic() < end:
+        rt.step()
+        time.sleep(0.05)
+    assert rt.scheduler.get(record.local_id).job_id
+    jobs = server.state()["jobs"]
+    assert [j["idempotency_key"] for j in jobs] == [key]
 
 
 def test_deadline(addon: Addon) -> None:
