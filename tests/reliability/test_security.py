@@ -280,10 +280,14 @@ class ConnectProxy:
                     if not ready:
                         return
                     for src in ready:
-                        data = src.recv(65536)
+                        try:
+                            data = src.recv(65536)
+                            if data:
+                                pair[src].sendall(data)
+                        except OSError:  # a peer reset the tunnel: it is over, like EOF
+                            data = b""
                         if not data:
                             return
-                        pair[src].sendall(data)
 
     def close(self) -> None:
         self._sock.close()
