@@ -29,14 +29,25 @@ def sniff_image_type(head: bytes) -> str | None:
     return None
 
 
+def _unreadable(name: str, exc: OSError) -> InvalidImageError:
+    return InvalidImageError(
+        f"The image {name!r} cannot be read ({exc.strerror or exc}).",
+        hint="Check the path and that the file exists.",
+    )
+
+
+def _too_large(name: str, size: int) -> InvalidImageError:
+    return InvalidImageError(
+        f"The image {name!r} is {size / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
+        hint="Scale the image down or save it as JPEG or WebP, then try again.",
+    )
+
+
 def image_bytes_to_data_uri(data: bytes, *, name: str = "image") -> str:
     if not data:
         raise InvalidImageError(f"The image {name!r} is empty.")
     if len(data) > MAX_IMAGE_BYTES:
-        raise InvalidImageError(
-            f"The image {name!r} is {len(data) / 1e6:.1f} MB; the limit is {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
-            hint="Scale the image down or save it as JPEG or WebP, then try again.",
-        )
+        raise _too_large(name, len(data))
     kind = sniff_image_type(data[:16])
     if kind is None:
         raise InvalidImageError(f"The file {name!r} is not a PNG, JPEG or WebP image.")
@@ -53,12 +64,9 @@ def check_image_file(path: str | os.PathLike[str]) -> str:
         with open(path, "rb") as fh:
             head = fh.read(16)
     except OSError as exc:
-        raise InvalidImageError(
-            f"The image {name!r} cannot be read ({exc.strerror or exc}).",
-            hint="Check the path and that the file exists.",
-        ) from None
+        raise _unreadable(name, exc) from None
     if size > MAX_IMAGE_BYTES:
-        raise InvalidImageError(f"The image {name!r} is {size / 1e6:.1f} MB; the limit is 10 MB.")
+        raise _too_large(name, size)
     kind = sniff_image_type(head)
     if kind is None:
         raise InvalidImageError(f"The file {name!r} is not a PNG, JPEG or WebP image.")
@@ -67,22 +75,15 @@ def check_image_file(path: str | os.PathLike[str]) -> str:
 
 def image_file_to_data_uri(path: str | os.PathLike[str]) -> str:
     """Read an image file and return its data URI, or InvalidImageError saying why not."""
-    name = os.fspath(path)
+    check_image_file(path)  # readable, size, type: the same messages as the UI's check
+    name = os.path.basename(os.fspath(path))
     try:
-        size = os.path.getsize(name)
-    except OSError as exc:
-        raise InvalidImageError(
-            f"The image {name!r} cannot be read ({exc.strerror or exc}).",
-            hint="Check the path and that the file exists.",
-        ) from None
-    if size > MAX_IMAGE_BYTES:
-        raise InvalidImageError(
-            f"The image {os.path.basename(name)!r} is {size / 1e6:.1f} MB; the limit is 10 MB.",
-            hint="Scale the image down or save it as JPEG or WebP, then try again.",
-        )
-    with open(name, "rb") as fh:
-        data = fh.read(MAX_IMAGE_BYTES + 1)
-    return image_bytes_to_data_uri(data, name=os.path.basename(name))
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:  # gone or locked since the check
+        raise _unreadable(name, exc) from None
+    # The bytes are checked again: the file may have changed since check_image_file.
+    return image_bytes_to_data_uri(data, name=name)
 
 
 def check_data_uri(uri: str) -> str:
