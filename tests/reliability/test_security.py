@@ -237,16 +237,12 @@ def test_blender_ca_bundle_preference(addon: Any, tls_sandbox: tuple[SandboxServ
     assert len(sb.jobs()) == 1
 
 
-class ConnectProxy:
-    """A tiny HTTPS proxy on loopback: answers CONNECT host:port by tunnelling to
-    ``route(host, port)``. Lets a test use a host name that resolves nowhere while
-    all traffic stays on this machine."""
+class _SocketServer:
+    """A raw TCP server on loopback: one thread per connection runs ``_serve``."""
 
-    def __init__(self, route: Callable[[str, int], tuple[str, int]], host: str = "127.0.0.3") -> None:
-        self.route = route
-        self.connects: list[str] = []
+    def __init__(self, host: str) -> None:
         self._sock = socket.create_server((host, 0))
-        self.url = f"http://{host}:{self._sock.getsockname()[1]}"
+        self.address = f"{host}:{self._sock.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -258,13 +254,40 @@ class ConnectProxy:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def read_head(conn: socket.socket) -> bytes | None:
+        """Bytes up to and including the blank line after the headers (and whatever came
+        with them), or None when the peer closed first."""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            head += chunk
+        return head
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class ConnectProxy(_SocketServer):
+    """A tiny HTTPS proxy on loopback: answers CONNECT host:port by tunnelling to
+    ``route(host, port)``. Lets a test use a host name that resolves nowhere while
+    all traffic stays on this machine."""
+
+    def __init__(self, route: Callable[[str, int], tuple[str, int]], host: str = "127.0.0.3") -> None:
+        self.route = route
+        self.connects: list[str] = []
+        super().__init__(host)
+        self.url = f"http://{self.address}"
+
+    def _serve(self, conn: socket.socket) -> None:
         with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
+            head = self.read_head(conn)
+            if head is None:
+                return
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
             method, target, _ = line.split(" ", 2)
             self.connects.append(line)
@@ -288,9 +311,6 @@ class ConnectProxy:
                             data = b""
                         if not data:
                             return
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 def test_system_https_proxy_is_used(tls_sandbox: tuple[SandboxServer, str], clean_tls_env: None,
@@ -383,34 +403,22 @@ def test_usdz_import_extracts_nothing(addon: Any, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ fuzzing
 
 
-class RawServer:
+class RawServer(_SocketServer):
     """Answers every request with the raw bytes in ``reply`` (status line, headers, body)
     and closes: the client parses exactly what a hostile server could send."""
 
     def __init__(self) -> None:
         self.reply = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__("127.0.0.1")
+        self.base_url = f"http://{self.address}/v1"
 
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(5)
             try:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    head += chunk
+                head = self.read_head(conn)
+                if head is None:
+                    return
                 header, _, rest = head.partition(b"\r\n\r\n")
                 length = 0
                 for line in header.split(b"\r\n")[1:]:
@@ -422,9 +430,6 @@ class RawServer:
                 conn.sendall(self.reply)
             except OSError:
                 pass
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 @pytest.fixture(scope="module")
