@@ -193,25 +193,24 @@ def _parse_generate(body: Any) -> tuple[str, str, str, str | None, bytes | None]
     problem = prompt_problem(prompt, allow_empty=image is not None)
     if problem:
         raise ApiError(400, "invalid_prompt", problem + ".")
-    fmt = body.get("format", "glb")
-    fmt = "glb" if fmt is None else fmt
-    if not isinstance(fmt, str) or fmt.strip().lower() not in FORMATS:
-        raise ApiError(
-            422,
-            "unsupported_format",
-            f"Format {str(fmt)[:40]!r} is not supported; use {', '.join(FORMATS)}.",
-        )
-    quality = body.get("quality", "high")
-    quality = "high" if quality is None else quality
-    if not isinstance(quality, str) or quality.strip().lower() not in QUALITIES:
-        raise ApiError(
-            422,
-            "unsupported_quality",
-            f"Quality {str(quality)[:40]!r} is not supported; use {', '.join(QUALITIES)}.",
-        )
+    fmt = _choice(body, "format", "glb", FORMATS)
+    quality = _choice(body, "quality", "high", QUALITIES)
     callback = body.get("callback_url")
     callback_url = None if callback in (None, "") else _check_url(callback, "callback_url")
-    return (prompt or "").strip(), fmt.strip().lower(), quality.strip().lower(), callback_url, image
+    return (prompt or "").strip(), fmt, quality, callback_url, image
+
+
+def _choice(body: dict[str, Any], field: str, default: str, allowed: tuple[str, ...]) -> str:
+    """``body[field]`` normalised (missing or null: ``default``), or 422 unsupported_<field>."""
+    value = body.get(field, default)
+    value = default if value is None else value
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise ApiError(
+            422,
+            f"unsupported_{field}",
+            f"{field.capitalize()} {str(value)[:40]!r} is not supported; use {', '.join(allowed)}.",
+        )
+    return value.strip().lower()
 
 
 def _fingerprint(body: Any) -> str:
