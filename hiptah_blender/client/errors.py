@@ -39,7 +39,7 @@ def redact(text: str | None) -> str:
     return out
 
 
-def _sentence(text: str) -> str:
+def sentence(text: str) -> str:
     """``text`` ending in exactly one full stop (or its own ! or ?)."""
     text = text.strip()
     return text if text.endswith(("!", "?")) else text.rstrip(".") + "."
@@ -83,11 +83,11 @@ class HiptahError(Exception):
         parts = [self.message]
         if self.server_message and self.server_message not in self.message:
             parts.append(f"Server said: {self.server_message}")
-        return redact(" ".join(_sentence(p) for p in parts if p))
+        return redact(" ".join(sentence(p) for p in parts if p))
 
     def user_text(self) -> str:
         """One line for a Blender report or a terminal: what happened, then what to do."""
-        return redact(" ".join(_sentence(p) for p in (self.describe(), self.hint) if p))
+        return redact(" ".join(sentence(p) for p in (self.describe(), self.hint) if p))
 
     def __str__(self) -> str:
         text = self.message

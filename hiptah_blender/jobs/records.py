@@ -76,8 +76,9 @@ class ErrorInfo:
         return cls(kind=type(exc).__name__, message=redact(str(exc)) or type(exc).__name__, hint="")
 
     def user_text(self) -> str:
-        text = self.message.strip()
-        text = text if text.endswith(("!", "?")) else text.rstrip(".") + "."
+        from ..client.errors import sentence
+
+        text = sentence(self.message)
         if self.hint:
             text += " " + self.hint
         return text
