@@ -1,4 +1,6 @@
-"""scripts/batch.py end to end against the sandbox, in subprocesses (as users run it).
+"""The batch command end to end against the sandbox, in subprocesses (as users run it), through
+the development entry point scripts/batch.py (tests/ui/test_cli_batch.py runs the installed
+extension's `blender -b -c hiptah batch` in a real Blender binary).
 
 The asset library is checked by opening it in a fresh bpy process: what Blender's
 Asset Browser would read, not what the writing session still holds in memory.

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from hiptah_blender.batch.inputs import load_rows
+from hiptah_blender.batch.state import BatchState
 from hiptah_blender.jobs.records import JobRecord
 from hiptah_blender.jobs.store import JobStore
-from pipeline.inputs import load_rows
-from pipeline.state import BatchState
 from scripts import batch
 
 

@@ -1,4 +1,4 @@
-"""pipeline.inputs: text/CSV/JSON rows, templates, validation, stable row keys."""
+"""hiptah_blender.batch.inputs: text/CSV/JSON rows, templates, validation, stable row keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.inputs import InputError, expand_template, load_rows, row_key, template_fields
+from hiptah_blender.batch.inputs import (
+    InputError,
+    expand_template,
+    load_rows,
+    row_key,
+    template_fields,
+)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

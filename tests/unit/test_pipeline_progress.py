@@ -1,4 +1,4 @@
-"""pipeline.progress, pipeline.tags, pipeline.quota: the pure reporting helpers."""
+"""hiptah_blender.batch: progress, tags, quota: the pure reporting helpers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from hiptah_blender.jobs.records import JobRecord, JobState
-from pipeline.progress import (
+from hiptah_blender.batch.progress import (
     Counts,
     Progress,
     SummaryRow,
@@ -18,7 +17,7 @@ from pipeline.progress import (
     render_bar,
     summary_table,
 )
-from pipeline.quota import (
+from hiptah_blender.batch.quota import (
     PLANS,
     accepted_this_month,
     check_quota,
@@ -26,7 +25,8 @@ from pipeline.quota import (
     month_start,
     plan_named,
 )
-from pipeline.tags import asset_name, prompt_tags
+from hiptah_blender.batch.tags import asset_name, prompt_tags
+from hiptah_blender.jobs.records import JobRecord, JobState
 
 
 def test_count_states() -> None:

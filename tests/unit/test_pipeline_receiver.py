@@ -1,4 +1,4 @@
-"""pipeline.receiver over real HTTP: verified deliveries queue, everything else is refused."""
+"""hiptah_blender.batch.receiver over real HTTP: verified deliveries queue, everything else is refused."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from hiptah_blender.batch.receiver import WebhookReceiver
 from hiptah_blender.client.webhooks import sign_webhook
-from pipeline.receiver import WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OTHER = "whsec_" + base64.b64encode(b"z" * 32).decode()

@@ -1,4 +1,4 @@
-"""pipeline.runner against the sandbox (no Blender): concurrency, plan-limit stop and
+"""hiptah_blender.batch.runner against the sandbox (no Blender): concurrency, plan-limit stop and
 resume without a second generation, library hand-off order."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import io
 from pathlib import Path
 from typing import Any
 
+from hiptah_blender.batch.inputs import Row, load_rows
+from hiptah_blender.batch.progress import Progress
+from hiptah_blender.batch.runner import BatchRunner
+from hiptah_blender.batch.state import PENDING, PLAN_LIMIT, BatchState
 from hiptah_blender.client.http import HiptahClient
 from hiptah_blender.jobs.records import JobRecord, JobState
 from hiptah_blender.jobs.scheduler import Scheduler, SchedulerConfig
 from hiptah_blender.jobs.store import JobStore
-from pipeline.inputs import Row, load_rows
-from pipeline.progress import Progress
-from pipeline.runner import BatchRunner
-from pipeline.state import PENDING, PLAN_LIMIT, BatchState
 from sandbox.harness import SandboxServer
 
 

@@ -1,4 +1,4 @@
-"""pipeline.state: manifest, lock, webhook registrations, rows <-> records."""
+"""hiptah_blender.batch.state: manifest, lock, webhook registrations, rows <-> records."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hiptah_blender.jobs.records import ErrorInfo, JobRecord, JobState
-from pipeline.inputs import Row
-from pipeline.state import (
+from hiptah_blender.batch.inputs import Row
+from hiptah_blender.batch.state import (
     PENDING,
     PLAN_LIMIT,
     BatchLockedError,
@@ -22,6 +21,7 @@ from pipeline.state import (
     manifest_entry,
     row_status,
 )
+from hiptah_blender.jobs.records import ErrorInfo, JobRecord, JobState
 
 
 def row(key: str, prompt: str = "a chair") -> Row:

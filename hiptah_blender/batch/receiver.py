@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from hiptah_blender.client.models import WebhookEvent
+    from ..client.models import WebhookEvent
 
 MAX_BODY_BYTES = 256 * 1024  # a job event is a few hundred bytes
 DEFAULT_MAX_IDS = 10_000
@@ -153,8 +153,8 @@ class WebhookReceiver:
             # Deliveries before registration finished cannot be checked; the sender retries.
             return HTTPStatus.SERVICE_UNAVAILABLE, "not ready"
 
-        from hiptah_blender.client.errors import HiptahError
-        from hiptah_blender.client.webhooks import verify_webhook
+        from ..client.errors import HiptahError
+        from ..client.webhooks import verify_webhook
 
         now = self.clock()
         try:

@@ -2,7 +2,7 @@
 
 Layout of the output folder (``--out``, default ``out/batch``)::
 
-    hiptah_assets.blend          the asset library (pipeline.library)
+    hiptah_assets.blend          the asset library (hiptah_blender.blender.library)
     models/                      every downloaded model file
     hiptah_batch_jobs.json       the scheduler's own JobStore: the source of truth
     hiptah_batch_state.json      manifest: row key -> local id, idempotency key, job id,
@@ -32,8 +32,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO, Any
 
-from hiptah_blender.jobs.records import JobRecord, JobState
-
+from ..jobs.records import JobRecord, JobState
 from .inputs import Row
 
 MANIFEST_NAME = "hiptah_batch_state.json"

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hiptah_blender.jobs.records import JobRecord
+from ..jobs.records import JobRecord
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hiptah_blender.client.errors import HiptahError
-from hiptah_blender.client.validation import (
+from ..client.errors import HiptahError
+from ..client.validation import (
     FORMATS,
     QUALITIES,
     clean_format,

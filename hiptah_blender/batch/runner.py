@@ -1,7 +1,7 @@
 """The batch loop: rows in, scheduler jobs out, models into the library.
 
 No bpy here: the asset library is handed in as a :class:`LibrarySink` (the real
-one is :class:`pipeline.library.AssetLibrary`), so the loop is tested against
+one is :class:`hiptah_blender.blender.library.AssetLibrary`), so the loop is tested against
 the sandbox in plain Python.
 
 What the loop does, on the main thread, until every row is finished:
@@ -26,9 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hiptah_blender.jobs.records import JobEvent, JobRecord, JobState
-from hiptah_blender.jobs.scheduler import Scheduler
-
+from ..jobs.records import JobEvent, JobRecord, JobState
+from ..jobs.scheduler import Scheduler
 from .inputs import Row
 from .progress import Counts, Progress, SummaryRow, estimate_eta
 from .receiver import WebhookReceiver
@@ -58,7 +57,7 @@ class LibrarySink(Protocol):
     def find(self, row_key: str) -> object: ...
 
 
-# Makes the library's item (pipeline.library.LibraryItem) from a row key and its job.
+# Makes the library's item (hiptah_blender.blender.library.LibraryItem) from a row key and its job.
 ItemFactory = Callable[[str, JobRecord], Any]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from hiptah_blender.jobs.records import JobState
+from ..jobs.records import JobState
 
 _DONE = (JobState.DOWNLOADED, JobState.IMPORTED)
 _FAILED = (JobState.FAILED, JobState.CANCELLED)

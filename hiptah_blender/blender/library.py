@@ -38,9 +38,9 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
-from hiptah_blender.jobs.records import JobRecord
-
-from .tags import asset_name, prompt_tags
+from ..batch.tags import asset_name, prompt_tags
+from ..jobs.records import JobRecord
+from .importers import import_model
 
 ROOT_COLLECTION = "HiPtah Assets"
 AUTHOR = "HiPtah"
@@ -112,19 +112,6 @@ def ensure_catalog(folder: Path) -> None:
     os.replace(tmp, path)
 
 
-def _import_direct(path: str, fmt: str) -> None:
-    """Used only when the add-on's Blender layer cannot be imported."""
-    ops = {
-        "glb": lambda: bpy.ops.import_scene.gltf(filepath=path),
-        "fbx": lambda: bpy.ops.import_scene.fbx(filepath=path),
-        "stl": lambda: bpy.ops.wm.stl_import(filepath=path),
-        "usdz": lambda: bpy.ops.wm.usd_import(filepath=path),
-    }
-    if fmt not in ops:
-        raise LibraryError(f"No importer for {fmt!r} files without the HiPtah Blender layer.")
-    ops[fmt]()
-
-
 class AssetLibrary:
     """Opens (or starts) the library file in this Blender session; add(), then save()."""
 
@@ -142,7 +129,6 @@ class AssetLibrary:
         self.log = log or (lambda _line: None)
         self.dirty = False
         self._root: Any = None
-        self._importer: Callable[..., list[Any]] | None = None
         self._preview_failures = 0
 
     # ------------------------------------------------------------------ file
@@ -151,10 +137,11 @@ class AssetLibrary:
             if self.path.exists():
                 bpy.ops.wm.open_mainfile(filepath=str(self.path), load_ui=False)
             else:
-                bpy.ops.wm.read_factory_settings(use_empty=True)
+                # Factory startup data, but not read_factory_settings: that also resets the
+                # preferences, which disables the installed add-on running this very batch.
+                bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
         self._root = self._root_collection()
         ensure_catalog(self.path.parent)
-        self._importer = self._load_importer()
 
     def save(self) -> None:
         """Write the .blend (Blender writes a temporary file and renames it)."""
@@ -162,14 +149,6 @@ class AssetLibrary:
         with quiet_stdout(self.quiet):
             bpy.ops.wm.save_as_mainfile(filepath=str(self.path), check_existing=False, compress=True)
         self.dirty = False
-
-    def _load_importer(self) -> Callable[..., list[Any]] | None:
-        try:
-            from hiptah_blender.blender.importers import import_model
-        except ImportError as exc:
-            self.log(f"warning: the add-on's importer is unavailable ({exc}); using Blender's importers directly")
-            return None
-        return import_model
 
     def _root_collection(self) -> Any:
         scene: Any = bpy.context.scene
@@ -254,25 +233,22 @@ class AssetLibrary:
 
     def _import_into(self, coll: Any, item: LibraryItem) -> list[Any]:
         before = {o.as_pointer() for o in bpy.data.objects}
-        if self._importer is not None:
-            record = JobRecord(
-                prompt=item.prompt,
-                format=item.format,
-                quality=item.quality,
-                job_id=item.job_id,
-                created_at=item.created_at,
-            )
-            self._importer(
-                bpy.context, item.file_path, item.format, record=record,
-                collection_name=coll.name, placement="ORIGIN",
-            )
-        else:
-            _import_direct(item.file_path, item.format)
+        record = JobRecord(
+            prompt=item.prompt,
+            format=item.format,
+            quality=item.quality,
+            job_id=item.job_id,
+            created_at=item.created_at,
+        )
+        import_model(
+            bpy.context, item.file_path, item.format, record=record,
+            collection_name=coll.name, placement="ORIGIN",
+        )
         new: list[Any] = [o for o in bpy.data.objects if o.as_pointer() not in before]
         if not new:
             raise LibraryError(f"{os.path.basename(item.file_path)} contains no objects.")
         for obj in new:
-            # The add-on's importer already put them in ``coll``; the direct path did not.
+            # Objects the importer created outside ``coll`` (e.g. an importer's own collection).
             if coll.name not in {c.name for c in obj.users_collection}:
                 for other in list(obj.users_collection):
                     other.objects.unlink(obj)
