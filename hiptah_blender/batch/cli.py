@@ -69,7 +69,7 @@ def build_parser(prog: str = "batch.py") -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The batch options, on a parser of its own or on ``blender -c hiptah``'s subcommand."""
-    p.add_argument("input", help="prompts: .txt (one a line), .csv (header row) or .json (list)")
+    p.add_argument("input", help="prompts: .txt (one a line), .csv/.tsv (header row) or .json (list)")
     p.add_argument("--template", help='fill CSV columns into a prompt: "a {color} {material} {object}"')
     p.add_argument("--format", default=None, help="default format: glb, fbx, usdz, stl, 3mf (default glb)")
     p.add_argument("--quality", default=None, help="default quality: draft, standard, high (default high)")

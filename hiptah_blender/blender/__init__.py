@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import monitor, operators, panels, preferences, properties, runtime
+from . import commands, monitor, operators, panels, preferences, properties, runtime
 
 _CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,
@@ -22,10 +22,12 @@ def register() -> None:
     properties.register_properties()
     operators.register_menus()
     monitor.register_handlers()
+    commands.register()  # blender -b -c hiptah ...
 
 
 def unregister() -> None:
     # Reverse order; the job history stays on disk and resumes on the next register().
+    commands.unregister()
     monitor.unregister_handlers()
     runtime.shutdown()
     operators.unregister_menus()
