@@ -159,6 +159,10 @@ class _Runtime:
 _DEFINITIVE_REJECTIONS = (400, 401, 403, 422)
 
 
+class _Abandoned(Exception):
+    """Raised inside a download's progress callback to stop it (pause gate)."""
+
+
 class Scheduler:
     """Runs HiPtah jobs: see the module docstring and docs/scheduler.md."""
 
@@ -200,6 +204,13 @@ class Scheduler:
         self._waiting: list[tuple[int, str]] = []  # (seq, local_id), sorted: FIFO
         self._by_job_id: dict[str, str] = {}
         self._submit_pause_until = -_INF  # after a 429 on submit: no submission before this
+        # The pause gate (set_paused): why all network work is held, and since when.
+        self._pause: ErrorInfo | None = None
+        self._paused_at = 0.0
+        self._paused_wall = 0.0
+        # Tokens of operations dropped by a pause. Workers read it (a set lookup is atomic
+        # under the GIL) to abandon a download between chunks.
+        self._abandoned: set[int] = set()
         self._api_outstanding = 0  # operations handed to the API pool, not yet drained
         self._dl_outstanding = 0
         # Operations handed to a pool per job, stale ones included (a job cancelled and
@@ -284,7 +295,7 @@ class Scheduler:
             if now is None:
                 now = self._clock()
             self._drain(now)
-            launches = self._schedule(now) if not self._closed else []
+            launches = self._schedule(now) if not self._closed and self._pause is None else []
             generation = self._persist()
             for launch in launches:
                 launch(generation)
@@ -353,6 +364,36 @@ class Scheduler:
             rt = self._rt.get(local_id)
             exc = rt.last_error if rt is not None else None
         return ErrorInfo.from_exception(exc) if exc is not None else None
+
+    @property
+    def paused(self) -> ErrorInfo | None:
+        """Why network work is held (see :meth:`set_paused`), or None when it runs."""
+        with self._lock:
+            return self._pause
+
+    def set_paused(self, reason: ErrorInfo | None) -> None:
+        """Hold all network work (``reason``: what to tell the user) or let it go again (None).
+
+        While paused no operation starts; operations under way are dropped when they
+        return (a download stops at its next chunk and its partial file is removed), so
+        nothing done while paused counts as a failure. Jobs keep their state, server job
+        id and idempotency key: on resume they carry on where they were (re-sending with
+        the same key, polling the same job, downloading again), and their deadlines move
+        by the time spent paused. Submitting while paused queues the job (WAITING).
+        """
+        with self._lock:
+            now, wall = self._clock(), self._wall()
+            if reason is not None:
+                if self._pause is None:
+                    self._paused_at, self._paused_wall = now, wall
+                    self._hold_all(now, wall, reason)
+                self._pause = reason
+                return
+            if self._pause is None:
+                return
+            self._pause = None
+            self._release_all(now, wall)
+        self._wakeup.set()
 
     def find_by_job_id(self, job_id: str) -> JobRecord | None:
         with self._lock:
@@ -567,6 +608,34 @@ class Scheduler:
         if self._writer is not None:
             self._writer.close()
 
+    # ------------------------------------------------------------------ pause gate
+    def _hold_all(self, now: float, wall: float, reason: ErrorInfo) -> None:
+        """Drop every outstanding operation (its result is ignored when it comes back)."""
+        for local_id, rt in self._rt.items():
+            record = self._records[local_id]
+            if rt.busy:
+                self._abandoned.add(rt.token)
+                if record.state is JobState.DOWNLOADING:
+                    rt.download_attempts = max(0, rt.download_attempts - 1)  # not a failed try
+                    rt.refetch = True  # the link may expire while paused
+                    record.progress = None  # the partial file is deleted
+                rt.token = 0
+                rt.due = now
+            record.note(f"paused: {reason.message}", at=wall)
+            self._dirty.add(local_id)
+
+    def _release_all(self, now: float, wall: float) -> None:
+        """Resume: deadlines move by the pause; held work is due at once."""
+        held, held_wall = max(0.0, now - self._paused_at), max(0.0, wall - self._paused_wall)
+        for local_id, rt in self._rt.items():
+            record = self._records[local_id]
+            if rt.deadline != _INF:
+                rt.deadline += held
+            if record.deadline_at is not None and record.state is not JobState.WAITING:
+                record.deadline_at += held_wall
+            record.note("resumed (online again)", at=wall)
+            self._dirty.add(local_id)
+
     # ------------------------------------------------------------------ resume
     def _resume(self, records: list[JobRecord]) -> None:
         now = self._clock()
@@ -626,11 +695,20 @@ class Scheduler:
                     self._ops[result.local_id] = left
                 else:
                     self._ops.pop(result.local_id, None)
+            if result.op != "progress":
+                self._abandoned.discard(result.token)
             record = self._records.get(result.local_id)
             rt = self._rt.get(result.local_id)
             if record is None:
                 continue
             if rt is None or rt.token != result.token:
+                if _finished_download(result) and rt is not None and not rt.busy and (
+                    record.state is JobState.DOWNLOADING
+                ):
+                    # Completed before a pause could stop it: keep the file rather than
+                    # fetch it again after the pause.
+                    self._apply_download(record, rt, result, now)
+                    continue
                 self._stale(record, result)
                 continue
             if result.op == "progress":
@@ -727,6 +805,8 @@ class Scheduler:
         return sum(1 for i in self._rt if self._records[i].state.in_flight)
 
     def _next_due(self) -> float | None:
+        if self._pause is not None:
+            return None  # nothing starts until set_paused(None) wakes the loop
         times = [
             rt.due
             for i, rt in self._rt.items()
@@ -862,6 +942,10 @@ class Scheduler:
         last = [0.0, -1]  # time and percent of the last progress report (throttle)
 
         def on_progress(done: int, total: int | None) -> None:
+            if token in self._abandoned:
+                # Paused (e.g. online access turned off): stop now; the client deletes
+                # the partial file, and tick() drops this result.
+                raise _Abandoned("download abandoned: network work is paused")
             if not total:
                 return
             percent = int(done * 100 / total)
@@ -1207,6 +1291,10 @@ class Scheduler:
 def _check_image_file(path: str) -> None:
     """Cheap checks on the main thread (size, magic bytes); encoding happens on a worker."""
     check_image_file(path)
+
+
+def _finished_download(result: _Result) -> bool:
+    return result.op == "download" and result.error is None and result.value[1] is not None
 
 
 def _is_transient(exc: BaseException) -> bool:
