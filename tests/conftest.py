@@ -19,3 +19,14 @@ if not os.environ.get("BLENDER_USER_RESOURCES"):
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="hiptah-bur-")
 
 pytest_plugins = ["tests.fixtures_sandbox"]
+
+
+def pytest_ignore_collect(collection_path: Path, config: object) -> bool | None:
+    """tests/ui (real Blender GUI under Xvfb) runs only when named: scripts/test.sh runs
+    it as its own step after the bpy suites."""
+    ui = ROOT / "tests" / "ui"
+    if collection_path == ui:
+        args = [str(Path(a.split("::")[0]).resolve()) for a in getattr(config, "args", [])]
+        if not any(a == str(ui) or a.startswith(str(ui) + os.sep) for a in args):
+            return True
+    return None
