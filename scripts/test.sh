@@ -5,6 +5,9 @@
 #   bpy 5.0 (.venv):  the whole suite, which includes tests/install: build the zips,
 #                     then install the linux-x64 zip into bare bpy 4.2, 4.5 and 5.0 venvs
 #   bpy 4.2 and 4.5:  tests/blender again, in .venv-bpy42 / .venv-bpy45
+#   GUI suite:        tests/ui in Debian's Blender 4.3.2 with its whole UI under Xvfb
+#                     (scripts/ui_env.sh builds its cached root; needs root + debootstrap,
+#                     skipped with the reason where impossible, required when CI=true)
 # With arguments (e.g. `scripts/test.sh tests/unit -x`) only the 5.0 pytest runs, with them.
 # Every step runs even when an earlier one fails; the timings go to stdout (docs/shipping.md).
 set -uo pipefail
@@ -41,6 +44,18 @@ if [ $# -eq 0 ]; then
       run "pytest tests/blender, bpy $ver" \
       ".venv-bpy${major}${minor}/bin/python" -m pytest tests/blender -p no:cacheprovider
   done
+fi
+
+if [ $# -eq 0 ]; then
+  if why=$(bash scripts/ui_env.sh check); then
+    run "GUI root (Debian trixie + Blender 4.3.2, cached)" bash scripts/ui_env.sh
+    run "pytest tests/ui, Blender 4.3.2 GUI under Xvfb" .venv/bin/python -m pytest tests/ui -p no:cacheprovider
+  elif [ "${CI:-}" = true ]; then
+    echo "== GUI suite cannot run here: $why (required in CI)"
+    status=1
+  else
+    echo "== GUI suite skipped: $why"
+  fi
 fi
 
 echo "== timings"
