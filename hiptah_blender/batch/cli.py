@@ -324,4 +324,6 @@ def run_args(args: argparse.Namespace) -> int:
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     finally:
         for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
+            # None: the handler was set outside Python (Blender's own, under -c); it cannot be
+            # put back from here, so the default applies for the rest of the process.
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)

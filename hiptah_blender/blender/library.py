@@ -24,7 +24,9 @@ collection is written into the preview's pixels instead.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
+import functools
 import math
 import os
 import sys
@@ -289,13 +291,15 @@ class AssetLibrary:
 
     # ------------------------------------------------------------------ previews
     def _preview(self, coll: Any) -> None:
-        try:
-            coll.asset_generate_preview()
-            if _has_pixels(coll):
-                return
-        except (RuntimeError, AttributeError):
-            pass
-        for engine in ("BLENDER_WORKBENCH", "CYCLES"):
+        gpu = gpu_context_possible()
+        if gpu:
+            try:
+                coll.asset_generate_preview()
+                if _has_pixels(coll):
+                    return
+            except (RuntimeError, AttributeError):
+                pass
+        for engine in ("BLENDER_WORKBENCH", "CYCLES") if gpu else ("CYCLES",):
             try:
                 if _render_preview(coll, engine) and _has_pixels(coll):
                     return
@@ -304,6 +308,20 @@ class AssetLibrary:
         self._preview_failures += 1
         if self._preview_failures == 1:
             self.log("warning: asset previews could not be rendered here; the assets have none")
+
+
+@functools.cache
+def gpu_context_possible() -> bool:
+    """Whether Blender can create an OpenGL context here. Background Blender on Linux
+    makes one through EGL and *aborts the process* when libEGL cannot be loaded (a
+    server without GL libraries): there only Cycles on the CPU can render a preview."""
+    if not bpy.app.background or not sys.platform.startswith("linux"):
+        return True
+    try:
+        ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def _has_pixels(coll: Any) -> bool:
@@ -358,8 +376,11 @@ def _render_preview(coll: Any, engine: str) -> bool:
         scene.render.image_settings.color_mode = "RGBA"
         scene.render.filepath = out_path
         if engine == "CYCLES":
-            scene.cycles.samples = 16
+            scene.cycles.samples = 32
             scene.cycles.device = "CPU"
+            # Builds without OpenImageDenoise (Debian's) fail the whole render with it on;
+            # 32 samples at 128 px are clean enough without.
+            scene.cycles.use_denoising = False
         bpy.ops.render.render(write_still=True, scene=scene.name)
         image = bpy.data.images.load(out_path, check_existing=False)
         preview = coll.preview_ensure()
