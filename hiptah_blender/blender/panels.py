@@ -177,6 +177,7 @@ class VIEW3D_PT_hiptah(bpy.types.Panel):
             # A chosen image that cannot be sent is an error; "nothing chosen yet" is a hint.
             sub.alert = image_mode and problem != image_input.NOTHING_CHOSEN and any(image_input.selection(ui))
             _wrap(sub, context, problem, icon="ERROR" if sub.alert else "INFO")
+        layout.operator("hiptah.batch_generate", text="Generate from List…", icon="TEXT")
 
 
 def draw_image_input(layout: Any, ui: Any) -> None:
