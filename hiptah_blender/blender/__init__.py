@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import bpy
 
-from . import commands, monitor, operators, panels, preferences, properties, runtime
+from . import batch_ops, commands, monitor, operators, panels, preferences, properties, runtime
 
 _CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,
     *properties.CLASSES,
     *operators.CLASSES,
+    *batch_ops.CLASSES,
     *monitor.CLASSES,
     *panels.CLASSES,
 )

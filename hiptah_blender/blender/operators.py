@@ -436,6 +436,7 @@ class VIEW3D_MT_hiptah(bpy.types.Menu):
         layout: Any = self.layout
         layout.operator_context = "INVOKE_DEFAULT"
         layout.operator(HIPTAH_OT_generate.bl_idname, text="Generate 3D Model…", icon="MESH_MONKEY")
+        layout.operator("hiptah.batch_generate", text="Generate from List…", icon="TEXT")
         layout.separator()
         layout.operator(HIPTAH_OT_import_job.bl_idname, text="Import Selected Job", icon="IMPORT")
         layout.operator(HIPTAH_OT_retry_job.bl_idname, text="Retry Selected Job", icon="FILE_REFRESH")
