@@ -6,7 +6,6 @@ from the runtime and ``time.time()``: no pydantic, no I/O, no scheduler calls.
 
 from __future__ import annotations
 
-import textwrap
 import time
 from typing import Any
 
@@ -14,7 +13,7 @@ import bpy
 
 from ..client import errors, validation
 from ..jobs.records import JobRecord, JobState
-from . import image_input, runtime
+from . import account, image_input, previews, runtime, ui_text
 from .operators import panel_problem
 from .properties import job_items, scene_settings
 from .settings import ADDON_ID, read_settings
@@ -69,11 +68,9 @@ def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
     return "cancelled"
 
 
-def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE") -> None:
-    region = getattr(context, "region", None)
-    width = max(20, int((region.width if region is not None else 300) / 7))
-    for i, line in enumerate(textwrap.wrap(text, width) or [""]):
-        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
+    # Wrapped to the region's real width with the UI font: a label never ends in "…".
+    ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes)
 
 
 def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> None:
@@ -118,7 +115,12 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
         status = status_text(record, now, max_concurrent)
         fraction = record.estimated_fraction(now)
         import_error = rt.import_errors.get(record.local_id) if rt is not None else None
-        if record.state.is_active:
+        held = rt.online.reason if rt is not None and record.state.is_active else None
+        if held is not None:  # online access is off: the job waits, nothing is lost
+            sub = right.row(align=True)
+            sub.alert = True
+            sub.progress(factor=fraction or 0.0, type="BAR", text=f"paused: {held.message}")
+        elif record.state.is_active:
             right.progress(factor=fraction or 0.0, type="BAR", text=status)
         elif record.state is JobState.FAILED or import_error is not None:
             sub = right.row(align=True)
@@ -212,20 +214,34 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
         row = box.row()
         row.alert = True  # a badge that stands out: results come from a test server
         row.label(text=f"Sandbox: {settings.base_url}", icon="EXPERIMENTAL")
+    rt = runtime.peek()
+    refusal = account.current(settings) if problem is None else None
     if isinstance(problem, errors.OnlineAccessDisabledError):
         col = box.column()
         col.alert = True
         col.label(text="Online access is off", icon="INTERNET_OFFLINE")
-        _wrap(box, context, "Blender blocks network use: allow it in Preferences > System > Network.")
+        _wrap(col, context, problem.message, boxes=1)
+        _wrap(box, context, problem.hint, icon="INFO", boxes=1)
+        held = sum(1 for job in rt.snapshots.values() if job.state.is_active) if rt is not None else 0
+        if held:
+            _wrap(box, context, f"{held} job{'s' if held != 1 else ''} paused: they go on when it is back on.", boxes=1)
         box.operator("screen.userpref_show", text="Open System Preferences", icon="PREFERENCES").section = "SYSTEM"
     elif problem is not None:
         col = box.column()
         col.alert = True
-        col.label(text=problem.message, icon="ERROR")
+        _wrap(col, context, problem.message, icon="ERROR", boxes=1)
+        op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
+        op.module = ADDON_ID
+    elif refusal is not None:
+        # The server refused the key or the plan: every job would fail the same way.
+        col = box.column()
+        col.alert = True
+        _wrap(col, context, refusal.error.message, icon="ERROR", boxes=1)
+        if refusal.error.hint:
+            _wrap(box, context, refusal.error.hint, icon="INFO", boxes=1)
         op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
         op.module = ADDON_ID
     else:
-        rt = runtime.peek()
         counts = rt.counts() if rt is not None else {}
         running = sum(n for state, n in counts.items() if state.is_active and state is not JobState.WAITING)
         waiting = counts.get(JobState.WAITING, 0)
@@ -265,7 +281,10 @@ class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
 
 def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None:
     now = time.time()
-    _wrap(box, context, record.label(1000), icon=STATE_ICONS[record.state])
+    _wrap(box, context, record.label(1000), icon=STATE_ICONS[record.state], boxes=1)
+    icon = previews.icon_for(record) if record.state is JobState.IMPORTED else 0
+    if icon:
+        box.template_icon(icon_value=icon, scale=5.0)
     box.label(text=f"{record.format.upper()}, {record.quality}" + (f", job {record.job_id}" if record.job_id else ""))
     if record.state.is_active:
         fraction = record.estimated_fraction(now)
@@ -273,12 +292,14 @@ def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None
     else:
         box.label(text=f"{record.state.value.capitalize()} after {duration(record.elapsed(now))}")
     problem = rt.import_errors.get(record.local_id) or (record.error if record.state is JobState.FAILED else None)
+    if problem is None and record.state.is_active:
+        problem = rt.online.reason  # paused while online access is off
     if problem is not None:
         col = box.column(align=True)
         col.alert = True
-        _wrap(col, context, problem.message, icon="ERROR")
+        _wrap(col, context, problem.message, icon="ERROR", boxes=1)
         if problem.hint:
-            _wrap(box, context, problem.hint, icon="INFO")
+            _wrap(box, context, problem.hint, icon="INFO", boxes=1)
     row = box.row(align=True)
     _row_actions(row, record, emboss=True)
 

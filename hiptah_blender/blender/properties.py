@@ -14,10 +14,41 @@ from typing import Any, cast
 import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
+from ..client import validation
 from ..client.validation import MAX_PROMPT_CHARS
 from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
+from .settings import addon_preferences
 
 DEFAULT_ITEM = ("default", "Default", "Use the default from the add-on preferences")
+
+# Item lists handed to Blender, one per (property, default): Blender keeps pointers to
+# the strings of dynamic enum items, so each list must stay referenced (Python freeing
+# them can crash Blender). At most 5 + 3 lists.
+_ITEMS: dict[tuple[str, str], list[tuple[str, str, str, int]]] = {}
+
+
+def default_items(kind: str, base: list[tuple[str, str, str]], default: str) -> list[tuple[str, str, str, int]]:
+    """"Default" spelled out as the value it stands for ("GLB (default)"). The numbers are
+    the items' positions in the former static enum, so stored values never change."""
+    items = _ITEMS.get((kind, default))
+    if items is None:
+        name = next((label for ident, label, _ in base if ident == default), default.upper())
+        items = [("default", f"{name} (default)", f"Use the add-on preferences' default {kind} (now {name})", 0)]
+        items += [(ident, label, desc, number) for number, (ident, label, desc) in enumerate(base, start=1)]
+        _ITEMS[(kind, default)] = items
+    return items
+
+
+def _format_items(self: Any, context: Any) -> list[tuple[str, str, str, int]]:
+    prefs = addon_preferences(context)
+    default = str(prefs.default_format) if prefs is not None else validation.DEFAULT_FORMAT
+    return default_items("format", FORMAT_ITEMS, default)
+
+
+def _quality_items(self: Any, context: Any) -> list[tuple[str, str, str, int]]:
+    prefs = addon_preferences(context)
+    default = str(prefs.default_quality) if prefs is not None else validation.DEFAULT_QUALITY
+    return default_items("quality", QUALITY_ITEMS, default)
 
 
 SOURCE_ITEMS = [
@@ -57,8 +88,9 @@ class HiptahSceneSettings(bpy.types.PropertyGroup):
         description=f"Describe the model to generate (1 to {MAX_PROMPT_CHARS} characters, no HTML)",
         default="",
     )
-    format: EnumProperty(name="Format", items=[DEFAULT_ITEM, *FORMAT_ITEMS], default="default")
-    quality: EnumProperty(name="Quality", items=[DEFAULT_ITEM, *QUALITY_ITEMS], default="default")
+    # Dynamic items: the first one reads "GLB (default)", following the preferences.
+    format: EnumProperty(name="Format", items=_format_items, default=0)
+    quality: EnumProperty(name="Quality", items=_quality_items, default=0)
 
 
 class HiptahJobItem(bpy.types.PropertyGroup):

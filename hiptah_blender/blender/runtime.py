@@ -22,8 +22,9 @@ import bpy
 
 from ..client import errors
 from ..jobs.records import ErrorInfo, JobEvent, JobRecord, JobState
-from . import image_input
+from . import account, image_input, online, previews
 from .importers import ModelImportError, import_model
+from .mirror import sync_mirror, update_mirror
 from .settings import Settings, read_settings, store_path, user_dir
 
 if TYPE_CHECKING:
@@ -109,6 +110,10 @@ class Runtime:
         self.notices: list[tuple[str, str, str]] = []
         self.undo_pushes = 0
         self._last_redraw = 0.0
+        # Online access off (remote URL) pauses the scheduler, also for jobs resumed from
+        # the history before their first request.
+        self.online = online.OnlineWatch()
+        self._watch_online()
         if self.scheduler.warning:
             self._notice("", "WARNING", self.scheduler.warning)
         self.sync()
@@ -252,6 +257,7 @@ class Runtime:
             raise
         self.import_errors.pop(local_id, None)
         self.scheduler.mark_imported(local_id, [o.name for o in roots])  # kept in meta["imported_objects"]
+        previews.request(roots)  # the detail box's thumbnail (not in background Blender)
         if push_undo:
             # One undo step for the whole import when no operator with the UNDO flag wraps it.
             bpy.ops.ed.undo_push(message="HiPtah import")
@@ -264,16 +270,29 @@ class Runtime:
         """One main-thread step: tick the scheduler, import what finished downloading,
         refresh the job list and the sidebar. Cheap when nothing happened."""
         context = context or bpy.context
+        gate_changed = self._watch_online()
         events = self.scheduler.tick()
         for event in events:
             self._apply(context, event, push_undo)
         now = time.monotonic()
         if events:
             self.sync(events)
-        if events or (self.snapshots and now - self._last_redraw >= _REDRAW_EVERY and self.has_active()):
+        if gate_changed:
+            self.sync()  # timelines say "paused" / "resumed"
+        if events or gate_changed or (self.snapshots and now - self._last_redraw >= _REDRAW_EVERY and self.has_active()):
             self._last_redraw = now
             tag_redraw()
         return events
+
+    def _watch_online(self) -> bool:
+        """Hand Allow Online Access (read every step: it can change at any time) to the
+        scheduler's pause gate. True when the gate opened or closed."""
+        allowed = bool(bpy.app.online_access)
+        if not self.online.update(self.scheduler, allowed, self.settings.base_url):
+            return False
+        # The client factory checks this snapshot on a worker: keep it current.
+        self.settings = dataclasses.replace(self.settings, online_access=allowed)
+        return True
 
     def _apply(self, context: Any, event: JobEvent, push_undo: bool) -> None:
         job = event.job
@@ -282,7 +301,10 @@ class Runtime:
         if event.kind == "removed":
             self.import_errors.pop(job.local_id, None)
             return
+        if event.previous_state is JobState.SUBMITTING and job.state in (JobState.QUEUED, JobState.PROCESSING):
+            account.note_success()  # the server took a job: key and plan are fine
         if job.state is JobState.FAILED and event.previous_state is not JobState.FAILED:
+            account.note_failure(job.error, self.settings)  # 401/403: the status line keeps it
             text = job.error.user_text() if job.error else "The job failed."
             self._notice(job.local_id, "ERROR", f"HiPtah: “{job.label(30)}” failed: {text}")
         elif job.state is JobState.DOWNLOADED and event.previous_state is not JobState.DOWNLOADED:
@@ -350,7 +372,7 @@ class Runtime:
             if record is None:
                 raise ModelImportError("The job was removed while waiting for it.", hint="")
             now = time.monotonic()
-            if record.state.is_finished or now >= limit:
+            if record.state.is_finished or now >= limit or self.scheduler.paused is not None:
                 return record
             if now - started >= grace and self.unreachable_error(record) is not None:
                 return record
@@ -360,6 +382,8 @@ class Runtime:
         """Why a not-yet-accepted job cannot be sent (the server is unreachable), or None."""
         if record.job_id is not None or record.state not in (JobState.WAITING, JobState.SUBMITTING):
             return None
+        if self.scheduler.paused is not None:
+            return self.scheduler.paused
         error = self.scheduler.transient_error(record.local_id)
         if error is None or error.kind not in ("APIConnectionError", "APITimeoutError"):
             return None
@@ -412,45 +436,6 @@ def _image_done(job: JobRecord) -> bool:
     return job.state in (JobState.DOWNLOADED, JobState.IMPORTED)
 
 
-def sync_mirror(jobs: list[JobRecord]) -> None:
-    wm = bpy.context.window_manager
-    items = getattr(wm, "hiptah_jobs", None) if wm is not None else None
-    if items is None:
-        return
-    wanted = [(job.local_id, job.state.value, job.label(60)) for job in jobs]
-    if [(i.local_id, i.state, i.label) for i in items] == wanted:
-        return
-    index = wm.hiptah_jobs_index  # type: ignore[union-attr]
-    selected = items[index].local_id if 0 <= index < len(items) else ""
-    items.clear()
-    for local_id, state, label in wanted:
-        item = items.add()
-        item.local_id, item.state, item.label = local_id, state, label
-        item.name = label  # the UIList's built-in name filter searches this
-    ids = [w[0] for w in wanted]
-    wm.hiptah_jobs_index = ids.index(selected) if selected in ids else 0  # type: ignore[union-attr]
-
-
-def update_mirror(jobs: list[JobRecord]) -> bool:
-    """Refresh the mirror items of ``jobs`` in place, writing only what changed. False
-    when one of them has no item (the caller then rebuilds the whole list)."""
-    wm = bpy.context.window_manager
-    items = getattr(wm, "hiptah_jobs", None) if wm is not None else None
-    if items is None:
-        return True
-    wanted = {job.local_id: (job.state.value, job.label(60)) for job in jobs}
-    found = 0
-    for item in items:
-        new = wanted.get(item.local_id)
-        if new is None:
-            continue
-        found += 1
-        if (item.state, item.label) != new:
-            item.state, item.label = new
-            item.name = new[1]  # the UIList's built-in name filter searches this
-    return found == len(wanted)
-
-
 # ---------------------------------------------------------------------- module API
 def peek() -> Runtime | None:
     """The runtime if one exists (never creates it: for draw code)."""
@@ -499,6 +484,7 @@ def shutdown() -> None:
     """Stop the scheduler and forget the runtime (unregister); the history stays on disk."""
     global _runtime
     runtime, _runtime = _runtime, None
+    account.note_success()  # a refusal is about this session's settings
     if runtime is not None:
         runtime.shutdown()
 
@@ -517,4 +503,10 @@ def test_connection(context: Any = None, *, timeout: float = 10.0) -> str:
         ca_bundle=settings.ca_bundle,
         user_agent=_user_agent(),
     )
-    return client.check_connection()
+    try:
+        answer = client.check_connection()
+    except errors.HiptahError as exc:
+        account.note_failure(ErrorInfo.from_exception(exc), settings)
+        raise
+    account.note_success("key")
+    return answer

@@ -113,6 +113,9 @@ class RecordingLayout:
     def template_ID(self, *args: Any, **kwargs: Any) -> None:
         self._record("template_ID", args, kwargs)
 
+    def template_icon(self, *args: Any, **kwargs: Any) -> None:
+        self._record("template_icon", args, kwargs)
+
     def prop_search(self, *args: Any, **kwargs: Any) -> None:
         self._record("prop_search", args, kwargs)
 

@@ -1,0 +1,57 @@
+"""Labels that wrap to the sidebar's real width, measured with Blender's UI font.
+
+``textfit`` does the wrapping; this module supplies the measure (``blf`` at the UI
+font's size times the UI scale) and the width (the region's, minus the panel's
+margins). Results are cached by text, width and font size: a redraw of an unchanged
+panel measures nothing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import blf
+
+from .. import textfit
+
+_FONT_ID = 0  # Blender's default UI font (what labels use unless the theme changes it)
+_FALLBACK_REGION_WIDTH = 300.0  # no region (tests, popups): a narrow sidebar
+
+
+def ui_scale(context: Any) -> float:
+    """The effective UI scale: system.ui_scale includes the monitor's DPI, but it is 0
+    until a window exists (background Blender); then the user's Resolution Scale."""
+    prefs = getattr(context, "preferences", None)
+    if prefs is None:
+        return 1.0
+    return float(prefs.system.ui_scale or prefs.view.ui_scale or 1.0)
+
+
+def font_points(context: Any) -> float:
+    prefs = getattr(context, "preferences", None)
+    try:
+        return float(prefs.ui_styles[0].widget.points)  # type: ignore[union-attr]
+    except (AttributeError, IndexError):
+        return 11.0
+
+
+def lines_for(context: Any, text: str, *, boxes: int = 0, icon: bool = True) -> list[str]:
+    """``text`` split into lines that fit a label in the current region."""
+    scale = ui_scale(context)
+    region = getattr(context, "region", None)
+    region_width = float(region.width) if region is not None else _FALLBACK_REGION_WIDTH * scale
+    width = textfit.label_width(region_width, scale, boxes=boxes, icon=icon)
+    return list(_wrapped(text, round(width), round(font_points(context) * scale, 1)))
+
+
+@lru_cache(maxsize=256)
+def _wrapped(text: str, width: int, size: float) -> tuple[str, ...]:
+    blf.size(_FONT_ID, size)
+    return tuple(textfit.wrap(text, width, lambda s: float(blf.dimensions(_FONT_ID, s)[0])))
+
+
+def wrap_label(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
+    """One label per line; lines after the first are indented like the first line's text."""
+    for i, line in enumerate(lines_for(context, text, boxes=boxes, icon=True)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
