@@ -156,3 +156,22 @@ def test_batch_failures_exit_non_zero(installed: Path, sandbox: SandboxServer, t
                    sandbox=sandbox)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "0 done, 1 failed" in proc.stdout
+
+
+def test_generate_and_status(installed: Path, sandbox: SandboxServer, tmp_path: Path) -> None:
+    proc = blender(installed, "-c", "hiptah", "status", "--check", sandbox=sandbox)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(sandbox)" in proc.stdout and "accepted" in proc.stdout, proc.stdout
+    assert sandbox.api_key not in proc.stdout + proc.stderr
+
+    scene = tmp_path / "chair.blend"
+    proc = blender(installed, "-c", "hiptah", "generate", "a red wooden chair", "--quality", "draft",
+                   "--out", scene, sandbox=sandbox)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "generate: imported job gen_" in proc.stdout and scene.is_file(), proc.stdout[-3000:]
+    assert [j["prompt"] for j in sandbox.jobs()] == ["a red wooden chair"]
+
+    # No key anywhere: a clear error and a non-zero exit, nothing sent.
+    proc = blender(installed, "-c", "hiptah", "generate", "a chair")
+    assert proc.returncode == 1 and "API key" in proc.stderr, proc.stdout + proc.stderr
+    assert len(sandbox.jobs()) == 1
