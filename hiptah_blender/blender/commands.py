@@ -18,19 +18,20 @@ Exit status: 0 success; 1 a job or row failed; 2 bad options, input or settings
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 
 from ..client import errors, validation
 from . import monitor, runtime
 from .settings import addon_preferences, read_settings, store_path
+
+if TYPE_CHECKING:
+    import argparse  # imported when a command runs: enabling the add-on stays light
 
 COMMAND_ID = "hiptah"
 PROG = f"blender -b -c {COMMAND_ID}"
@@ -68,6 +69,8 @@ def execute(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:
+        import traceback
+
         # Never let a traceback be the only trace of a failed run: say it failed, non-zero.
         traceback.print_exc()
         print(f"{COMMAND_ID}: internal error (above); please report it.", file=sys.stderr)
@@ -78,6 +81,8 @@ def execute(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     from ..batch import cli as batch_cli
 
     parser = argparse.ArgumentParser(
