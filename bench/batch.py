@@ -1,6 +1,6 @@
 """Figure 4: batch throughput: N jobs of a fixed server time T at concurrency C.
 
-The add-on's Scheduler (what ``wait=True`` and scripts/batch.py drive) against a sandbox
+The add-on's Scheduler (what ``wait=True`` and the batch command drive) against a sandbox
 with ``--latency T --latency-spread 0`` (every job takes exactly T) and a plan limit of
 C. Wall time runs from the first submit until every job is downloaded; the ideal is
 ceil(N / C) x T (the server cannot do better). Pure Python: no bpy.
