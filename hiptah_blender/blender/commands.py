@@ -249,6 +249,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"job history:   {listed} ({store_path()})")
     problem = settings.configuration_error()
     if problem is not None:
+        sys.stdout.flush()  # keep the report's order when both go to one terminal
         print(f"cannot generate: {problem.user_text()}", file=sys.stderr)
         return EXIT_USAGE
     if args.check:

@@ -143,10 +143,17 @@ def test_batch_of_three_builds_the_library_and_resumes(installed: Path, sandbox:
 def test_batch_failures_exit_non_zero(installed: Path, sandbox: SandboxServer, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("prompt,format\n<b>x</b>,glb\na chair,obj\n", encoding="utf-8")
+    bad.with_name("one.txt").write_text("a chair\n", encoding="utf-8")
     proc = blender(installed, "-c", "hiptah", "batch", bad, "--out", tmp_path / "bad-out", sandbox=sandbox)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "row 2" in proc.stderr and "row 3" in proc.stderr, proc.stderr
     assert sandbox.jobs() == []  # a bad file sends nothing
+
+    # Online access is off in this user folder: a non-loopback server is refused up front.
+    proc = blender(installed, "-c", "hiptah", "batch", bad.with_name("one.txt"), "--out", tmp_path / "o",
+                   "--base-url", "https://api.hiptah.example/v1", "--api-key", "hp_test_0123456789")
+    assert proc.returncode == 2 and "online access is turned off" in proc.stderr, proc.stdout + proc.stderr
+    assert "--online-mode" in proc.stderr
 
     # Every job fails on the server: the batch ends, non-zero.
     sandbox.set_faults(fail_rate=1.0)
