@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hiptah_blender.client.errors import HiptahError
 from hiptah_blender.formats import ReadLimits, ThreeMFError, ThreeMFMaterial, ThreeMFMesh, read_3mf
 from hiptah_blender.formats import threemf as tm
+from hiptah_blender.formats import threemf_fastpath as fastpath
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 MAT = "http://schemas.microsoft.com/3dmanufacturing/material/2015/02"
@@ -567,9 +568,9 @@ def test_fast_path_and_generic_path_agree() -> None:
 
 
 def test_fast_block_accepts_only_uniform_blocks() -> None:
-    fb = tm._fast_block
+    fb = fastpath._fast_block
     ok = b'\n<vertex x="1" y="2" z="3"/>\n<vertex x="4" y="5.5" z="-6e1"/>\n'
-    block = fb(ok, b"", b"vertex", tm._VERTEX_ATTRS, tm._VERTEX_ATTRS, np.float64)
+    block = fb(ok, b"", b"vertex", fastpath._VERTEX_ATTRS, fastpath._VERTEX_ATTRS, np.float64)
     assert block is not None and block.count == 2
     np.testing.assert_array_equal(block.columns["z"], [3, -60])
     for bad in (
@@ -585,9 +586,9 @@ def test_fast_block_accepts_only_uniform_blocks() -> None:
         b'<p:vertex x="1" y="2" z="3"/>',
         b'<vertex x="1" y="2" z="3">',
     ):
-        assert fb(bad, b"", b"vertex", tm._VERTEX_ATTRS, tm._VERTEX_ATTRS, np.float64) is None, bad
+        assert fb(bad, b"", b"vertex", fastpath._VERTEX_ATTRS, fastpath._VERTEX_ATTRS, np.float64) is None, bad
     tri = b'<triangle v1="1" v2="2" v3="1.5"/>'
-    assert fb(tri, b"", b"triangle", tm._TRIANGLE_ATTRS, tm._TRIANGLE_REQUIRED, np.int64) is None
+    assert fb(tri, b"", b"triangle", fastpath._TRIANGLE_ATTRS, fastpath._TRIANGLE_REQUIRED, np.int64) is None
 
 
 _SPACES = st.sampled_from([" ", "  ", "\t", "\n", "\r\n"])
@@ -1000,7 +1001,7 @@ def test_throughput_one_million_triangles(tmp_path: Path) -> None:
 def test_generic_path_matches_fast_path_on_a_grid(monkeypatch: pytest.MonkeyPatch) -> None:
     data = big_model(30)
     fast = read(data)[0]
-    monkeypatch.setattr(tm, "_fast_block", lambda *a, **k: None)
+    monkeypatch.setattr(fastpath, "_fast_block", lambda *a, **k: None)  # where _cut_blocks looks it up
     t0 = time.perf_counter()
     slow = read(data)[0]
     dt = time.perf_counter() - t0
