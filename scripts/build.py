@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Build the extension zips users install: one per platform Blender supports.
+"""Build the extension archives users install: per platform, and per Blender range.
 
     .venv/bin/python scripts/build.py                      # every platform -> dist/
     .venv/bin/python scripts/build.py --platform linux-x64 # only some
     .venv/bin/python scripts/build.py --offline            # never touch the network
+    .venv/bin/python scripts/build.py --repo DIR           # a remote repository (build_repo.py)
 
 Steps:
 1. Stage ``hiptah_blender/`` (no ``__pycache__``, no old ``wheels/``) plus the repo's
@@ -16,9 +17,12 @@ Steps:
 4. ``blender_ext.py build --split-platforms`` (Blender's own tool, from the bpy
    module of the running Python) writes ``<id>-<version>-<platform_with_underscores>.zip``
    per platform, keeping only the wheels for that platform; each zip is then checked
-   with ``blender_ext.py validate``.
+   with ``blender_ext.py validate``. This runs once per VARIANT (see variants()):
+   the main archive (cp311 + cp313, Blender 4.2.13+) and, for Blender 4.2.0-4.2.12, a
+   cp311-only archive named ``...-<platform>-blender_4.2.0-4.2.12.zip``.
 
-The version is read from blender_manifest.toml only.
+The version is read from blender_manifest.toml only. archive_for() says which archive a
+given Blender (version, Python, platform) installs, by Blender's own rules.
 """
 
 from __future__ import annotations
@@ -40,6 +44,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_repo import (  # the sibling module, also when this runs as a script
+    PYTHON_VERSIONS,
+    RepoError,
+    Variant,
+    archive_for,
+    archive_manifest,
+    publish_repo,
+    variants,
+    wheel_python,
+)
+
+__all__ = ["archive_for", "archive_manifest"]  # for callers: which archive a Blender installs
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / "hiptah_blender"
 MANIFEST = ROOT / "blender_manifest.toml"
@@ -48,11 +66,6 @@ DEFAULT_STAGE = ROOT / "build" / "stage" / "hiptah_blender"
 DEFAULT_CACHE = ROOT / ".cache" / "wheels"
 DEFAULT_OUTPUT = ROOT / "dist"
 CACHE_INDEX = "index.json"
-
-# Blender 4.2-5.0 embed CPython 3.11, Blender 5.1+ embeds 3.13. Blender installs only
-# the wheels matching its own Python, so one zip per platform serves both.
-PYTHON_VERSIONS: tuple[str, ...] = ("3.11", "3.13")
-
 
 @dataclass(frozen=True)
 class Platform:
@@ -301,7 +314,8 @@ def fetch_wheels(platforms: Sequence[Platform], requirements: Sequence[str], cac
 # --- staging ------------------------------------------------------------------------------
 
 
-def stage(stage_dir: Path, wheels: Sequence[Path], platforms: Sequence[str]) -> None:
+def stage(stage_dir: Path, wheels: Sequence[Path], platforms: Sequence[str],
+          variant: Variant | None = None) -> None:
     """A clean copy of the package + manifest, with the wheels and the generated keys."""
     if not (PACKAGE_DIR / "__init__.py").is_file():
         raise BuildError(f"{PACKAGE_DIR}/__init__.py is missing: nothing to build")
@@ -322,7 +336,9 @@ def stage(stage_dir: Path, wheels: Sequence[Path], platforms: Sequence[str]) -> 
         shutil.copyfile(wheel, wheel_dir / wheel.name)
     text = MANIFEST.read_text(encoding="utf-8")
     (stage_dir / "blender_manifest.toml").write_text(
-        manifest_with_generated_keys(text, [f"./wheels/{w.name}" for w in sorted(wheels)], platforms),
+        manifest_with_generated_keys(text, [f"./wheels/{w.name}" for w in sorted(wheels)], platforms,
+                                     blender_min=variant and variant.blender_min,
+                                     blender_max=variant and variant.blender_max),
         encoding="utf-8",
     )
 
@@ -331,26 +347,36 @@ def toml_list(values: Sequence[str]) -> str:
     return "[\n" + "".join(f"  {json.dumps(v)},\n" for v in values) + "]"
 
 
-def manifest_with_generated_keys(text: str, wheels: Sequence[str], platforms: Sequence[str]) -> str:
-    """The manifest text with top-level ``platforms`` and ``wheels`` added.
+def manifest_with_generated_keys(text: str, wheels: Sequence[str], platforms: Sequence[str], *,
+                                 blender_min: str | None = None, blender_max: str | None = None) -> str:
+    """The manifest text with top-level ``platforms`` and ``wheels`` added (and the
+    variant's Blender range: ``blender_version_min`` replaced, ``blender_version_max`` added).
 
     TOML top-level keys must come before the first table, so they go right there.
     The repo manifest must not set them itself: the build owns them.
     """
     existing = tomllib.loads(text)
-    for key in ("platforms", "wheels"):
+    for key in ("platforms", "wheels", "blender_version_max"):
         if key in existing:
             raise BuildError(f"blender_manifest.toml sets {key!r}; remove it, scripts/build.py writes it")
+    if blender_min is not None:
+        text, found = re.subn(r"^blender_version_min\s*=.*$", f"blender_version_min = {json.dumps(blender_min)}",
+                              text, count=1, flags=re.MULTILINE)
+        if not found:
+            raise BuildError("blender_manifest.toml: no top-level blender_version_min line")
     block = (
         "# Written by scripts/build.py into the staged copy only.\n"
-        f"platforms = {toml_list(platforms)}\n"
+        + (f"blender_version_max = {json.dumps(blender_max)}\n" if blender_max else "")
+        + f"platforms = {toml_list(platforms)}\n"
         f"wheels = {toml_list(wheels)}\n\n"
     )
     match = re.search(r"^\s*\[", text, flags=re.MULTILINE)
     cut = match.start() if match else len(text)
     out = text[:cut] + ("" if text[:cut].endswith("\n") or not cut else "\n") + block + text[cut:]
     parsed = tomllib.loads(out)  # proves the edit is valid TOML with the intended values
-    if parsed.get("platforms") != list(platforms) or parsed.get("wheels") != list(wheels):
+    if parsed.get("platforms") != list(platforms) or parsed.get("wheels") != list(wheels) \
+            or parsed.get("blender_version_max") != blender_max \
+            or parsed.get("blender_version_min") != (blender_min or existing.get("blender_version_min")):
         raise BuildError("internal error: generated manifest keys did not round-trip")
     return out
 
@@ -366,9 +392,10 @@ def run_blender_ext(blender_ext: Path, *args: str) -> str:
     return proc.stdout
 
 
-def zip_name(ext_id: str, version: str, platform: str) -> str:
-    """blender_ext's --split-platforms naming: the platform with '-' replaced by '_'."""
-    return f"{ext_id}-{version}-{platform.replace('-', '_')}.zip"
+def zip_name(ext_id: str, version: str, platform: str, suffix: str = "") -> str:
+    """blender_ext's --split-platforms naming (the platform with '-' replaced by '_'),
+    plus the variant's suffix."""
+    return f"{ext_id}-{version}-{platform.replace('-', '_')}{suffix}.zip"
 
 
 @dataclass
@@ -377,6 +404,7 @@ class BuiltZip:
     platform: str
     size: int
     wheels: list[str]
+    blender: str = ""  # the Blender range it admits, for the table
 
 
 def zip_wheels(path: Path) -> list[str]:
@@ -399,36 +427,47 @@ def build(*, platforms: Sequence[str], output: Path, stage_dir: Path, cache_dir:
     built_platforms = [p.name for p in selected if p.name in fetched.wheels]
     if not built_platforms:
         raise BuildError("no platform left to build")
-    all_wheels = sorted({w for name in built_platforms for w in fetched.wheels[name]})
-
-    stage(stage_dir, all_wheels, built_platforms)
     output.mkdir(parents=True, exist_ok=True)
-    run_blender_ext(tool, "build", "--split-platforms",
-                    "--source-dir", str(stage_dir), "--output-dir", str(output))
 
     zips: list[BuiltZip] = []
-    for name in built_platforms:
-        path = output / zip_name(ext_id, version, name)
-        if not path.is_file():
-            raise BuildError(f"blender_ext did not write {path.name}")
-        run_blender_ext(tool, "validate", str(path))
-        wheels = zip_wheels(path)
-        expected = sorted(f"wheels/{w.name}" for w in fetched.wheels[name])
-        if wheels != expected:  # blender_ext filters by platform tag; make sure it matches ours
-            raise BuildError(f"{path.name}: wheels {wheels} differ from the expected {expected}")
-        zips.append(BuiltZip(path, name, path.stat().st_size, wheels))
+    manifest_min = str(manifest.get("blender_version_min", "0"))
+    for variant in variants(manifest_min):
+        chosen = {name: [w for w in fetched.wheels[name] if wheel_python(w.name) in (None, *variant.pythons)]
+                  for name in built_platforms}
+        vstage = stage_dir.with_name(stage_dir.name + variant.suffix)
+        stage(vstage, sorted({w for ws in chosen.values() for w in ws}), built_platforms, variant)
+        low = variant.blender_min or manifest_min
+        span = f"{low} to < {variant.blender_max}" if variant.blender_max else f"{low}+"
+        # Every variant's blender_ext output has the same name: build aside, then rename.
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=output) as tmp:
+            run_blender_ext(tool, "build", "--split-platforms",
+                            "--source-dir", str(vstage), "--output-dir", tmp)
+            for name in built_platforms:
+                built = Path(tmp) / zip_name(ext_id, version, name)
+                if not built.is_file():
+                    raise BuildError(f"blender_ext did not write {built.name}")
+                path = output / zip_name(ext_id, version, name, variant.suffix)
+                os.replace(built, path)
+                run_blender_ext(tool, "validate", str(path))
+                wheels = zip_wheels(path)
+                expected = sorted(f"wheels/{w.name}" for w in chosen[name])
+                if wheels != expected:  # blender_ext filters by platform tag; make sure it matches ours
+                    raise BuildError(f"{path.name}: wheels {wheels} differ from the expected {expected}")
+                zips.append(BuiltZip(path, name, path.stat().st_size, wheels, span))
     return zips, fetched
 
 
 def print_table(zips: Sequence[BuiltZip], downloads: int) -> None:
-    rows = [("zip", "platform", "size", "wheels")]
-    rows += [(z.path.name, z.platform, f"{z.size / 1e6:.2f} MB", str(len(z.wheels))) for z in zips]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    rows = [("zip", "platform", "Blender", "size", "wheels")]
+    rows += [(z.path.name, z.platform, z.blender, f"{z.size / 1e6:.2f} MB", str(len(z.wheels))) for z in zips]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for i, row in enumerate(rows):
         print("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print(f"{len(zips)} zip(s) in {zips[0].path.parent if zips else '-'}; pip downloads this run: {downloads}")
+    if zips and (zips[0].path.parent / "index.json").is_file():
+        print(f"repository index: {zips[0].path.parent / 'index.json'} (+ index.html)")
 
 
 def parse_platforms(values: Sequence[str] | None) -> list[str]:
@@ -448,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true",
                         help="use only the wheel cache; fail if anything is missing")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="zip folder (default dist/)")
+    parser.add_argument("--repo", type=Path, metavar="DIR", default=None,
+                        help="write a remote repository into DIR instead: the archives, index.json "
+                             "and index.html (blender_ext.py server-generate); older archives go")
     parser.add_argument("--stage-dir", type=Path, default=DEFAULT_STAGE, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                         help="wheel cache (default .cache/wheels/)")
@@ -455,12 +497,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="blender_ext.py to use (default: the one inside this Python's bpy)")
     args = parser.parse_args(argv)
     try:
-        zips, fetched = build(
-            platforms=parse_platforms(args.platform), output=args.output.resolve(),
-            stage_dir=args.stage_dir.resolve(), cache_dir=args.cache_dir.resolve(),
-            offline=args.offline, blender_ext=args.blender_ext,
-        )
-    except BuildError as exc:
+        with tempfile.TemporaryDirectory(prefix="hiptah-repo-") as tmp:
+            zips, fetched = build(
+                platforms=parse_platforms(args.platform),
+                output=Path(tmp) if args.repo else args.output.resolve(),
+                stage_dir=args.stage_dir.resolve(), cache_dir=args.cache_dir.resolve(),
+                offline=args.offline, blender_ext=args.blender_ext,
+            )
+            if args.repo:
+                moved = publish_repo([z.path for z in zips], args.repo.resolve(), str(read_manifest()["id"]),
+                                     args.blender_ext or find_blender_ext())
+                for z, path in zip(zips, moved, strict=True):
+                    z.path = path
+    except (BuildError, RepoError) as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 2
     print_table(zips, fetched.downloads)

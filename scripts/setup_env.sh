@@ -4,7 +4,10 @@
 #   .venv            Python 3.11 + requirements-dev.txt (bpy 5.0.1 and the dev tools)
 #   .venv-bpyNN-bare one per `bpy==` line of requirements-blender.txt (4.2, 4.5, 5.0):
 #                    bpy and its own dependencies only (no pydantic), for the install
-#                    test, which must prove the extension's bundled wheels are used
+#                    test, which must prove the extension's bundled wheels are used.
+#                    An older pin of the same series gets its full version instead
+#                    (.venv-bpy4.2.0-bare next to .venv-bpy42-bare for 4.2.23) and no
+#                    test venv: only the install test runs there.
 #   .venv-bpyNN      (4.2, 4.5; 5.0 is .venv) the Blender test suite's venv: pytest,
 #                    pydantic, ... (pins from requirements-dev.txt) plus a .pth that
 #                    layers the -bare venv's site-packages under it, so bpy is
@@ -56,7 +59,8 @@ if [ "${SKIP_BLENDER_VENVS:-0}" != 1 ]; then
   for pin in $(grep -E '^bpy==' requirements-blender.txt); do
     ver=${pin#bpy==}
     major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}
-    bare=.venv-bpy${major}${minor}-bare
+    newest=$(grep -E "^bpy==${major}\.${minor}\." requirements-blender.txt | sed 's/^bpy==//' | sort -V | tail -n1)
+    if [ "$ver" = "$newest" ]; then bare=.venv-bpy${major}${minor}-bare; else bare=.venv-bpy${ver}-bare; fi
     bstamp=$bare/.requirements.sha256
     bwant=$( (echo "$pin"; cat "$constraints") | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$bstamp" 2>/dev/null)" != "$bwant" ]; then
@@ -66,7 +70,7 @@ if [ "${SKIP_BLENDER_VENVS:-0}" != 1 ]; then
       "$bare/bin/python" -m pip install --disable-pip-version-check -q "$pin" -c "$constraints"
       echo "$bwant" > "$bstamp"
     fi
-    [ "$pin" = "$dev_bpy" ] && continue
+    [ "$pin" = "$dev_bpy" ] || [ "$ver" != "$newest" ] && continue
     tv=.venv-bpy${major}${minor}
     tstamp=$tv/.requirements.sha256
     bare_site=$("$bare/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

@@ -3,11 +3,12 @@
 Run by tests/install/test_install_zip.py in a fresh interpreter of a bare bpy venv
 (no pydantic, ``python -I`` so neither the repo nor PYTHONPATH is importable):
 
-    python -I blender_install_check.py ZIP PROMPT
+    python -I blender_install_check.py ZIP PROMPT [full|refuse]
 
 with BLENDER_USER_RESOURCES (a temp dir), HIPTAH_BASE_URL and HIPTAH_API_KEY in the
 environment. It records facts rather than asserting, so the test reports every
-step; the last stdout line is ``HIPTAH_RESULT=<json>``.
+step; the last stdout line is ``HIPTAH_RESULT=<json>``. Mode ``refuse`` only tries the
+install (for a Blender the archive does not admit) and reports what is left.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ REPO = "user_default"
 MODULE = f"bl_ext.{REPO}.{PKG_ID}"
 
 
-def main(zip_path: str, prompt: str) -> dict[str, Any]:
+def main(zip_path: str, prompt: str, mode: str = "full") -> dict[str, Any]:
     facts: dict[str, Any] = {"errors": []}
 
     def step(name: str, fn: Any) -> Any:
@@ -66,6 +67,9 @@ def main(zip_path: str, prompt: str) -> dict[str, Any]:
     facts["ext_dir_exists"] = os.path.isdir(ext_dir)
     facts["addon_in_prefs"] = MODULE in prefs.addons
     facts["addon_check"] = list(addon_utils.check(MODULE))
+    if mode == "refuse":
+        facts["site_packages_after"] = sorted(os.listdir(site_packages)) if os.path.isdir(site_packages) else []
+        return facts
 
     def pydantic_origin() -> dict[str, str]:
         import pydantic
@@ -108,5 +112,13 @@ def main(zip_path: str, prompt: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    result = main(sys.argv[1], sys.argv[2])
+    result = main(*sys.argv[1:4])
     print("HIPTAH_RESULT=" + json.dumps(result), flush=True)
+    import bpy
+
+    if bpy.app.version < (4, 2, 13):
+        # bpy 4.2.0 as a module segfaults at interpreter exit after any glTF import, with
+        # or without the add-on (`import bpy; bpy.ops.import_scene.gltf(...)` exits 139);
+        # 4.2.13+ do not. The facts are out, so skip that teardown.
+        sys.stderr.flush()
+        os._exit(0)

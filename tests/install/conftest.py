@@ -42,7 +42,12 @@ build_mod = load_build_module()
 class BlenderVenv:
     version: str      # "4.2.23"
     short: str        # "4.2"
-    path: Path        # .venv-bpy42-bare
+    path: Path        # .venv-bpy42-bare (.venv-bpy4.2.0-bare for an older pin of a series)
+
+    @property
+    def version_tuple(self) -> tuple[int, int, int]:
+        a, b, c = (int(x) for x in self.version.split("."))
+        return a, b, c
 
     @property
     def python(self) -> Path:
@@ -56,13 +61,17 @@ class BlenderVenv:
 
 
 def blender_venvs() -> list[BlenderVenv]:
-    """Every Blender in requirements-blender.txt, whether or not its venv exists yet."""
-    out = []
-    for line in (ROOT / "requirements-blender.txt").read_text().splitlines():
-        m = re.fullmatch(r"bpy==((\d+)\.(\d+)\.\d+)", line.strip())
-        if m:
-            out.append(BlenderVenv(m[1], f"{m[2]}.{m[3]}", ROOT / f".venv-bpy{m[2]}{m[3]}-bare"))
-    return out
+    """Every Blender in requirements-blender.txt, whether or not its venv exists yet.
+
+    Named as scripts/setup_env.sh names them: .venv-bpy<major><minor>-bare for the newest
+    pin of a series, .venv-bpy<version>-bare for an older one (4.2.0 next to 4.2.23).
+    """
+    pins = [m for line in (ROOT / "requirements-blender.txt").read_text().splitlines()
+            if (m := re.fullmatch(r"bpy==((\d+)\.(\d+)\.(\d+))", line.strip()))]
+    newest = {(m[2], m[3]): max(int(n[4]) for n in pins if (n[2], n[3]) == (m[2], m[3])) for m in pins}
+    return [BlenderVenv(m[1], f"{m[2]}.{m[3]}", ROOT / (
+        f".venv-bpy{m[2]}{m[3]}-bare" if int(m[4]) == newest[m[2], m[3]] else f".venv-bpy{m[1]}-bare"))
+        for m in pins]
 
 
 def require_venv(venv: BlenderVenv) -> None:
@@ -85,7 +94,13 @@ class Build:
     manifest_sha_before: str
 
     def zip_for(self, platform: str) -> Path:
+        """The main archive of a platform (Blender 4.2.13+, cp311 + cp313 wheels)."""
         return self.output / build_mod.zip_name(self.ext_id, self.version, platform)
+
+    def archive_for(self, venv: BlenderVenv, platform: str = "linux-x64") -> Path:
+        """The archive that Blender installs (build.archive_for, Blender's own rules)."""
+        path: Path = build_mod.archive_for(self.output, platform, blender=venv.version_tuple, python=(3, 11))
+        return path
 
 
 def sha256(path: Path) -> str:

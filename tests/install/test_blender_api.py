@@ -35,7 +35,7 @@ PROBE = Path(__file__).with_name("blender_api_probe.py")
 ADDON_BLENDER_DIR = ROOT / "hiptah_blender" / "blender"
 INSTALL_OPS = ("extensions.package_install_files", "extensions.package_uninstall",
                "preferences.addon_disable")
-VENVS = [pytest.param(v, id=f"bpy{v.short}") for v in blender_venvs()]
+VENVS = [pytest.param(v, id=f"bpy{v.version}") for v in blender_venvs()]
 
 
 def addon_sources() -> list[Path]:

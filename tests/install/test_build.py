@@ -60,19 +60,29 @@ def package_files() -> set[str]:
     return out
 
 
+LEGACY = "-blender_4.2.0-4.2.12"   # the cp311-only archives for Blender 4.2.0 to 4.2.12
+
+
+def legacy_zip(built: Build, platform: str) -> Path:
+    return built.output / build_mod.zip_name(built.ext_id, built.version, platform, LEGACY)
+
+
 def test_table_lists_every_platform_zip(built: Build) -> None:
     assert set(build_mod.PLATFORM_NAMES) == set(BINARY_TAG)
     for platform in build_mod.PLATFORM_NAMES:
         path = built.zip_for(platform)
         # blender_ext's --split-platforms naming: "-" in the platform becomes "_".
         assert path.name == f"hiptah_blender-{built.version}-{platform.replace('-', '_')}.zip"
-        assert path.is_file(), built.stdout
-        row = re.search(rf"^{re.escape(path.name)}\s+{platform}\s+([\d.]+) MB\s+(\d+)$",
-                        built.stdout, flags=re.MULTILINE)
-        assert row, built.stdout
-        assert int(row[2]) == 6
+        for zip_path, span, wheels in ((path, r"4\.2\.13\+", 6),
+                                       (legacy_zip(built, platform), r"4\.2\.0 to < 4\.2\.13", 5)):
+            assert zip_path.is_file(), built.stdout
+            row = re.search(rf"^{re.escape(zip_path.name)}\s+{platform}\s+{span}\s+([\d.]+) MB\s+(\d+)$",
+                            built.stdout, flags=re.MULTILINE)
+            assert row, built.stdout
+            assert int(row[2]) == wheels
     assert sorted(p.name for p in built.output.iterdir()) == sorted(
-        built.zip_for(p).name for p in build_mod.PLATFORM_NAMES)
+        [built.zip_for(p).name for p in build_mod.PLATFORM_NAMES]
+        + [legacy_zip(built, p).name for p in build_mod.PLATFORM_NAMES])
 
 
 def test_version_comes_from_the_manifest(built: Build) -> None:
@@ -100,6 +110,14 @@ def test_each_zip_holds_only_its_platform_wheels(built: Build, platform: str) ->
     # Blender reads these generated keys from the zip to pick what to install.
     assert manifest["build"]["generated"]["platforms"] == [platform]
     assert sorted(w.removeprefix("./") for w in manifest["build"]["generated"]["wheels"]) == wheels
+    assert manifest["blender_version_min"] == "4.2.13" and "blender_version_max" not in manifest
+
+    # Blender 4.2.0-4.2.12: the same, minus the cp313 wheel (4.2.0 could pick it on 3.11).
+    with zipfile.ZipFile(legacy_zip(built, platform)) as zf:
+        legacy = sorted(n for n in zf.namelist() if n.endswith(".whl"))
+        old = tomllib.loads(zf.read("blender_manifest.toml").decode())
+    assert legacy == [w for w in wheels if "-cp313-" not in w]
+    assert (old["blender_version_min"], old["blender_version_max"]) == ("4.2.0", "4.2.13")
 
 
 def test_zip_holds_the_package_and_nothing_else(built: Build) -> None:
@@ -120,7 +138,9 @@ def test_repo_manifest_is_never_written(built: Build) -> None:
         staged = tomllib.load(fh)
     assert staged["platforms"] == list(build_mod.PLATFORM_NAMES)
     assert len(staged["wheels"]) == len(set(staged["wheels"])) == 4 + 2 * len(build_mod.PLATFORM_NAMES)
-    assert {k: v for k, v in staged.items() if k not in {"wheels", "platforms"}} == repo
+    assert staged["blender_version_min"] == "4.2.13"   # the main archive; 4.2.0 keeps its own
+    assert {k: v for k, v in staged.items() if k not in {"wheels", "platforms", "blender_version_min"}} \
+        == {k: v for k, v in repo.items() if k != "blender_version_min"}
 
 
 def test_bundled_versions_match_the_dev_venv_and_pydantic_needs() -> None:
@@ -167,7 +187,8 @@ def test_second_build_makes_no_download(built: Build, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "pip download:" not in proc.stdout
     assert "pip downloads this run: 0" in proc.stdout
-    assert [p.name for p in (tmp_path / "dist").iterdir()] == [built.zip_for("linux-x64").name]
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted(
+        [built.zip_for("linux-x64").name, legacy_zip(built, "linux-x64").name])
     # Same inputs, same wheels: the zips list identical files.
     with zipfile.ZipFile(tmp_path / "dist" / built.zip_for("linux-x64").name) as a, \
             zipfile.ZipFile(built.zip_for("linux-x64")) as b:
@@ -212,10 +233,15 @@ def test_manifest_edit_keeps_tables_and_refuses_owned_keys() -> None:
     assert parsed["permissions"] == {"network": "n"}
     with pytest.raises(build_mod.BuildError, match="wheels"):
         build_mod.manifest_with_generated_keys('wheels = []\n' + text, [], [])
+    ranged = tomllib.loads(build_mod.manifest_with_generated_keys(
+        'blender_version_min = "4.2.0"\n' + text, [], [], blender_min="4.2.13", blender_max="5.0.0"))
+    assert (ranged["blender_version_min"], ranged["blender_version_max"]) == ("4.2.13", "5.0.0")
+    with pytest.raises(build_mod.BuildError, match="blender_version_max"):
+        build_mod.manifest_with_generated_keys('blender_version_max = "9.0.0"\n' + text, [], [])
 
 
 def blender_ext_tools() -> list[object]:
-    return [pytest.param(v, id=f"bpy{v.short}") for v in blender_venvs()]
+    return [pytest.param(v, id=f"bpy{v.version}") for v in blender_venvs()]
 
 
 @pytest.mark.parametrize("venv", blender_ext_tools())
@@ -236,10 +262,10 @@ def test_repo_manifest_validates(venv: BlenderVenv, tmp_path: Path) -> None:
 def test_zips_validate_with_every_blender(built: Build, venv: BlenderVenv) -> None:
     """Zips come from 5.0's blender_ext; older Blenders must accept them too."""
     require_venv(venv)
-    for platform in build_mod.PLATFORM_NAMES:
-        proc = subprocess.run([sys.executable, str(venv.blender_ext), "validate", str(built.zip_for(platform))],
+    for path in sorted(built.output.glob("*.zip")):
+        proc = subprocess.run([sys.executable, str(venv.blender_ext), "validate", str(path)],
                               capture_output=True, text=True, check=False)
-        assert proc.returncode == 0, f"{platform}: {proc.stdout}{proc.stderr}"
+        assert proc.returncode == 0, f"{path.name}: {proc.stdout}{proc.stderr}"
 
 
 def test_optional_platform_without_wheels_is_left_out(built: Build, monkeypatch: pytest.MonkeyPatch) -> None:
