@@ -82,7 +82,7 @@ def addon_zip(folder: Path) -> tuple[Path, str]:
          "--output", str(folder / "dist"), "--stage-dir", str(folder / "stage" / ADDON_ID)],
         check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
     )
-    return next((folder / "dist").glob("*.zip")), "scripts/build.py --offline"
+    return next((folder / "dist").glob("*-linux_x64.zip")), "scripts/build.py --offline"  # main archive
 
 
 # --- children (fresh interpreters) -------------------------------------------------------

@@ -23,7 +23,7 @@ if [ "${DEMO_FROM_REPO:-0}" != "1" ] && [ -f scripts/build.py ]; then
   rm -rf "$DIST"
   if .venv/bin/python scripts/build.py --platform linux-x64 --offline --output "$DIST" >/dev/null 2>&1 \
      || timeout 180 .venv/bin/python scripts/build.py --platform linux-x64 --output "$DIST" >/dev/null 2>&1; then
-    ZIP="$(ls "$DIST"/*.zip | head -n1)"
+    ZIP="$(ls "$DIST"/*-linux_x64.zip | head -n1)"  # the main archive (4.2.13+); the other is for 4.2.0-4.2.12
     echo "demo: built $ZIP"
   else
     echo "demo: could not build the extension zip (offline?); enabling the add-on from the checkout"
