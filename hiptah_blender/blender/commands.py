@@ -212,7 +212,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         # Blender prints the operator's reports itself; an ERROR report raises here.
         result = bpy.ops.hiptah.generate(**options)  # type: ignore[attr-defined]
     except RuntimeError as exc:
-        print(f"generate: {str(exc).strip()}", file=sys.stderr)
+        text = str(exc).strip()
+        if not bpy.app.online_access and "online access" in text.lower():
+            text += " From the command line: blender -b --online-mode -c hiptah generate ..."
+        print(f"generate: {text}", file=sys.stderr)
         return EXIT_FAILED
     rt = runtime.peek()
     record = max(rt.snapshots.values(), key=lambda r: r.created_at) if rt and rt.snapshots else None

@@ -74,3 +74,17 @@ def test_batch_failure_exit_codes(addon: Addon, tmp_path: Path, capsys: pytest.C
     good.write_text("a stone pillar\n", encoding="utf-8")
     assert commands().execute(["batch", str(good), "--out", str(tmp_path / "o"), "--no-render"]) == 1
     assert "0 done, 1 failed" in capsys.readouterr().out
+
+
+def test_online_access_off_says_how_to_turn_it_on(addon: Addon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HIPTAH_BASE_URL", "https://api.hiptah.example/v1")
+    bpy.context.preferences.system.use_online_access = False
+    assert commands().execute(["generate", "a chair"]) == 1
+    assert "--online-mode" in capsys.readouterr().err
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a chair\n", encoding="utf-8")
+    assert commands().execute(["batch", str(prompts), "--out", str(tmp_path / "o")]) == 2
+    assert "--online-mode" in capsys.readouterr().err
+    assert commands().execute(["status"]) == 2
+    assert addon.sandbox.jobs() == []
