@@ -114,6 +114,7 @@ class Runtime:
         # the history before their first request.
         self.online = online.OnlineWatch()
         self._watch_online()
+        previews.warm_up()
         if self.scheduler.warning:
             self._notice("", "WARNING", self.scheduler.warning)
         self.sync()
@@ -257,7 +258,7 @@ class Runtime:
             raise
         self.import_errors.pop(local_id, None)
         self.scheduler.mark_imported(local_id, [o.name for o in roots])  # kept in meta["imported_objects"]
-        previews.request(roots)  # the detail box's thumbnail (not in background Blender)
+        previews.request(local_id, roots)  # the detail box's thumbnail, drawn on a worker
         if push_undo:
             # One undo step for the whole import when no operator with the UNDO flag wraps it.
             bpy.ops.ed.undo_push(message="HiPtah import")
@@ -279,6 +280,7 @@ class Runtime:
             self.sync(events)
         if gate_changed:
             self.sync()  # timelines say "paused" / "resumed"
+        gate_changed |= previews.collect()  # a thumbnail arrived: redraw
         if events or gate_changed or (self.snapshots and now - self._last_redraw >= _REDRAW_EVERY and self.has_active()):
             self._last_redraw = now
             tag_redraw()
@@ -485,6 +487,7 @@ def shutdown() -> None:
     global _runtime
     runtime, _runtime = _runtime, None
     account.note_success()  # a refusal is about this session's settings
+    previews.clear()
     if runtime is not None:
         runtime.shutdown()
 
