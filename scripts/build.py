@@ -8,7 +8,7 @@
 
 Steps:
 1. Stage ``hiptah_blender/`` (no ``__pycache__``, no old ``wheels/``) plus the repo's
-   ``blender_manifest.toml`` into ``build/stage/hiptah_blender/``.
+   ``blender_manifest.toml`` into a private temporary folder (or ``--stage-dir``).
 2. Fetch the run-time wheels pinned in ``requirements-extension.txt`` for every
    platform and for CPython 3.11 (Blender 4.2-5.0) and 3.13 (Blender 5.1+) with
    ``pip download``, cached in ``.cache/wheels/``; a build whose wheels are all
@@ -62,7 +62,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / "hiptah_blender"
 MANIFEST = ROOT / "blender_manifest.toml"
 REQUIREMENTS = ROOT / "requirements-extension.txt"
-DEFAULT_STAGE = ROOT / "build" / "stage" / "hiptah_blender"
 DEFAULT_CACHE = ROOT / ".cache" / "wheels"
 DEFAULT_OUTPUT = ROOT / "dist"
 CACHE_INDEX = "index.json"
@@ -490,18 +489,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, metavar="DIR", default=None,
                         help="write a remote repository into DIR instead: the archives, index.json "
                              "and index.html (blender_ext.py server-generate); older archives go")
-    parser.add_argument("--stage-dir", type=Path, default=DEFAULT_STAGE, help=argparse.SUPPRESS)
+    # Default: a private temporary folder, so builds running at once never share a stage.
+    parser.add_argument("--stage-dir", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
                         help="wheel cache (default .cache/wheels/)")
     parser.add_argument("--blender-ext", type=Path, default=None,
                         help="blender_ext.py to use (default: the one inside this Python's bpy)")
     args = parser.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="hiptah-repo-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="hiptah-build-") as tmp:
+            stage_dir = args.stage_dir or Path(tmp) / "stage" / "hiptah_blender"
             zips, fetched = build(
                 platforms=parse_platforms(args.platform),
-                output=Path(tmp) if args.repo else args.output.resolve(),
-                stage_dir=args.stage_dir.resolve(), cache_dir=args.cache_dir.resolve(),
+                output=Path(tmp) / "out" if args.repo else args.output.resolve(),
+                stage_dir=stage_dir.resolve(), cache_dir=args.cache_dir.resolve(),
                 offline=args.offline, blender_ext=args.blender_ext,
             )
             if args.repo:
