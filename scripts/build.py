@@ -14,15 +14,10 @@ Steps:
    ``pip download``, cached in ``.cache/wheels/``; a build whose wheels are all
    cached runs no pip at all.
 3. Write ``platforms`` and ``wheels`` into the STAGED manifest (never the repo's).
-4. ``blender_ext.py build --split-platforms`` (Blender's own tool, from the bpy
-   module of the running Python) writes ``<id>-<version>-<platform_with_underscores>.zip``
-   per platform, keeping only the wheels for that platform; each zip is then checked
-   with ``blender_ext.py validate``. This runs once per VARIANT (see variants()):
-   the main archive (cp311 + cp313, Blender 4.2.13+) and, for Blender 4.2.0-4.2.12, a
-   cp311-only archive named ``...-<platform>-blender_4.2.0-4.2.12.zip``.
-
-The version is read from blender_manifest.toml only. archive_for() says which archive a
-given Blender (version, Python, platform) installs, by Blender's own rules.
+4. Per variant (build_repo.variants: cp311+cp313 for Blender 4.2.13+, cp311 only for
+   4.2.0-4.2.12), Blender's own ``blender_ext.py build --split-platforms`` (from this
+   Python's bpy) writes ``<id>-<version>-<platform_>[<suffix>].zip`` per platform, each
+   then checked with ``blender_ext.py validate``. The version comes from the manifest only.
 """
 
 from __future__ import annotations
