@@ -3,8 +3,9 @@
     .venv/bin/python scripts/build.py --repo DIR     # archives + index.json + index.html
 
 ``publish_repo`` moves the archives of a build into DIR, removes older archives of the
-same extension (a Blender repository lists one version of an id per platform and
-Blender/Python range, and ``server-generate`` refuses overlapping entries), then runs
+same extension (a repository must list one version of an id per platform and
+Blender/Python range; ``server-generate`` only warns about overlapping entries and
+lists both, leaving Blender two candidates), then runs
 Blender's own ``blender_ext.py server-generate --repo-dir DIR --html``. DIR is then
 ready for any static host: upload the archives first and ``index.json`` last. Users add
 the URL of ``index.json`` in *Preferences > Get Extensions > Repositories > + > Add
