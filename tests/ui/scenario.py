@@ -152,3 +152,15 @@ def assert_at_cursor(objects: dict[str, Any], tol: float = 1e-3) -> None:
 def viewport_centre(gui: GuiBlender) -> tuple[int, int]:
     rect = gui.region("VIEW_3D", "WINDOW")
     return rect["x"] + rect["width"] // 2, rect["y"] + rect["height"] // 2
+
+
+def open_sidebar(gui: GuiBlender, tab: str = "HiPtah") -> None:
+    """A freshly loaded file may have the sidebar closed: press N over the viewport, as
+    a person does, then pick the tab."""
+    shown = "result = sidebar('VIEW_3D', 'WINDOW')['area'].spaces.active.show_region_ui"
+    if not gui.call(shown):
+        gui.move(*viewport_centre(gui))
+        gui.key("n")
+        gui.wait_until(shown, timeout=30, describe="the sidebar open after N")
+        time.sleep(0.3)  # the region animates open
+    gui.click_tab(tab)
