@@ -7,8 +7,9 @@ an import the main thread copies the meshes' vertices and triangles (``foreach_g
 on attributes: about 1 ms per 100k triangles; skipped above ``MAX_TRIANGLES``), one worker thread draws them
 (``hiptah_blender.thumbnail``, numpy), and the next step puts the pixels into an
 ``ImagePreview`` of the add-on's own preview collection, which ``template_icon`` draws.
-Background Blender has no icon system (icon ids stay 0), so there is no thumbnail
-there, and no error. Previews live for the session.
+Background Blender has no icon system (icon ids stay 0), so nothing is requested
+there (``IN_BACKGROUND`` turns it on for tests): no thumbnail, no error. Previews live
+for the session.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from ..jobs.records import JobRecord
 
 log = logging.getLogger("hiptah")
 
+# Background Blender cannot show icons: no copying and drawing there (batch runs import
+# hundreds of models), unless a test turns this on to check the pixels.
+IN_BACKGROUND = False
 MAX_TRIANGLES = 2_000_000  # faces; beyond this even the fast copy nears 50 ms of main thread
 # Main-thread milliseconds of each request (copying the mesh), newest last.
 COSTS: deque[float] = deque(maxlen=50)
@@ -92,6 +96,12 @@ def _mesh_arrays(mesh: Any, np: Any) -> tuple[Any, Any, Any]:
     return co, corners, sizes
 
 
+def enabled() -> bool:
+    import bpy
+
+    return IN_BACKGROUND or not bpy.app.background
+
+
 def _pool() -> ThreadPoolExecutor:
     global _executor
     if _executor is None:
@@ -104,12 +114,16 @@ def warm_up() -> None:
     before its import): the first thumbnail would otherwise pay ~100 ms of imports."""
     import importlib
 
+    if not enabled():
+        return
     _pool().submit(importlib.import_module, f"{__package__.rpartition('.')[0]}.thumbnail")
 
 
 def request(local_id: str, objects: Sequence[Any]) -> float | None:
     """Copy the imported meshes and start drawing their thumbnail on a worker. Returns
     the main-thread cost in ms, None when nothing was started. Never raises."""
+    if not enabled():
+        return None
     started = time.perf_counter()
     try:
         geometry = copy_geometry(objects)

@@ -225,8 +225,26 @@ def test_a_saved_choice_survives_save_and_reload(addon: Addon, tmp_path: Any) ->
 # ----------------------------------------------------------------- 5. thumbnails of imported jobs
 
 
+def test_background_blender_makes_no_thumbnail(addon: Addon) -> None:
+    from hiptah_blender.blender import previews
+
+    previews.COSTS.clear()
+    assert bpy.ops.hiptah.generate(prompt="a wooden chair", wait=True) == {"FINISHED"}
+    record = addon.rt().scheduler.jobs()[0]
+    assert record.state.value == "imported" and list(previews.COSTS) == []
+    assert previews.preview_for(record.local_id) is None and previews.icon_for(record) == 0
+    assert draw("VIEW3D_PT_hiptah_jobs").find("template_icon") == []
+
+
+@pytest.fixture
+def thumbnails_in_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hiptah_blender.blender import previews
+
+    monkeypatch.setattr(previews, "IN_BACKGROUND", True)  # draw them although no icon can show
+
+
 def test_imported_job_gets_a_thumbnail_drawn_off_the_main_thread(
-    addon: Addon, monkeypatch: pytest.MonkeyPatch
+    addon: Addon, thumbnails_in_background: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hiptah_blender.blender import previews
 
@@ -257,7 +275,7 @@ def test_imported_job_gets_a_thumbnail_drawn_off_the_main_thread(
     print(f"thumbnail lookup in draw(): {(time.perf_counter() - started) * 1000:.1f} us per call")
 
 
-def test_thumbnail_cost_for_a_big_mesh(addon: Addon) -> None:
+def test_thumbnail_cost_for_a_big_mesh(addon: Addon, thumbnails_in_background: None) -> None:
     from hiptah_blender import thumbnail
     from hiptah_blender.blender import previews
 
@@ -286,7 +304,7 @@ def test_thumbnail_cost_for_a_big_mesh(addon: Addon) -> None:
     previews.wait()
 
 
-def test_nothing_to_draw_is_not_an_error(addon: Addon) -> None:
+def test_nothing_to_draw_is_not_an_error(addon: Addon, thumbnails_in_background: None) -> None:
     from hiptah_blender.blender import previews
 
     bpy.ops.object.empty_add()
