@@ -27,14 +27,29 @@ def slow_sandbox(latency: float = SLOW_LATENCY) -> Iterator[SandboxServer]:
         server.stop()
 
 
-def type_prompt(gui: GuiBlender, text: str) -> None:
-    """Click the panel's prompt field, type, Enter: as a person does."""
-    gui.click_button(".prompt")
+def press(gui: GuiBlender, x: int, y: int) -> None:
+    """Click a button whose place is known: hover first, as a hand does (Blender makes
+    the button under the pointer active on motion; a click arriving with the motion
+    can miss it)."""
+    gui.move(x, y)
+    time.sleep(0.4)
+    gui.click(x, y)
+
+
+def type_prompt(gui: GuiBlender, text: str, at: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Click the panel's prompt field (found by hovering, or at ``at`` from an earlier
+    call), type, Enter: as a person does. Entering the field selects its old text, so
+    typing replaces it. Returns where the field is."""
+    if at is None:
+        at = gui.click_button(".prompt")
+    else:
+        press(gui, *at)
     time.sleep(0.3)
     gui.type(text)
     gui.key("Return")
     gui.wait_until(f"result = bpy.context.scene.hiptah.prompt == {text!r}", timeout=30,
                    describe=f"the prompt field to hold {text!r}")
+    return at
 
 
 def job_detail(gui: GuiBlender, local_id: str) -> dict[str, Any]:
