@@ -34,6 +34,8 @@ MAX_TRIANGLES = 2_000_000  # faces; beyond this even the fast copy nears 50 ms o
 COSTS: deque[float] = deque(maxlen=50)
 
 _executor: ThreadPoolExecutor | None = None
+_warm: Future[Any] | None = None  # numpy + thumbnail imported on the worker
+_deferred: dict[str, list[str]] = {}  # local id -> object names, until the warm-up is done
 _pending: dict[str, Future[Any]] = {}
 _collection: Any = None  # bpy.utils.previews collection, created on first use
 
@@ -114,9 +116,10 @@ def warm_up() -> None:
     before its import): the first thumbnail would otherwise pay ~100 ms of imports."""
     import importlib
 
-    if not enabled():
+    global _warm
+    if not enabled() or _warm is not None:
         return
-    _pool().submit(importlib.import_module, f"{__package__.rpartition('.')[0]}.thumbnail")
+    _warm = _pool().submit(importlib.import_module, f"{__package__.rpartition('.')[0]}.thumbnail")
 
 
 def request(local_id: str, objects: Sequence[Any]) -> float | None:
@@ -124,6 +127,11 @@ def request(local_id: str, objects: Sequence[Any]) -> float | None:
     the main-thread cost in ms, None when nothing was started. Never raises."""
     if not enabled():
         return None
+    if _warm is not None and not _warm.done():
+        # An import right after start-up: importing numpy here would wait for the
+        # worker's import (~100 ms). Copy at a later step instead.
+        _deferred[local_id] = [o.name for o in objects]
+        return 0.0
     started = time.perf_counter()
     try:
         geometry = copy_geometry(objects)
@@ -144,6 +152,14 @@ def collect() -> bool:
     """Turn finished drawings into previews (main thread, from the runtime's step).
     True when one was added (the sidebar needs a redraw)."""
     global _collection
+    if _deferred and (_warm is None or _warm.done()):
+        import bpy
+
+        for local_id, names in list(_deferred.items()):
+            del _deferred[local_id]
+            objects = [o for o in (bpy.data.objects.get(n) for n in names) if o is not None]
+            if objects:
+                request(local_id, objects)
     done = [local_id for local_id, future in _pending.items() if future.done()]
     for local_id in done:
         future = _pending.pop(local_id)
@@ -165,6 +181,9 @@ def collect() -> bool:
 def wait(timeout: float = 10.0) -> None:
     """Block until the pending drawings are done, then collect them (tests, scripts)."""
     end = time.monotonic() + timeout
+    if _warm is not None:
+        _warm.exception(timeout=timeout)
+    collect()  # starts deferred requests
     for future in list(_pending.values()):
         future.exception(timeout=max(0.0, end - time.monotonic()))
     collect()
@@ -184,8 +203,10 @@ def icon_for(record: JobRecord) -> int:
 
 def clear() -> None:
     """Drop every thumbnail and the worker (unregister)."""
-    global _collection, _executor
+    global _collection, _executor, _warm
     _pending.clear()
+    _deferred.clear()
+    _warm = None
     if _executor is not None:
         _executor.shutdown(wait=False, cancel_futures=True)
         _executor = None

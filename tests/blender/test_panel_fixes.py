@@ -332,3 +332,20 @@ def test_blender_preview_would_cost_seconds_in_background(addon: Addon) -> None:
     obj.asset_generate_preview()
     cost = (time.perf_counter() - started) * 1000
     print(f"\nasset_generate_preview() in background Blender {bpy.app.version_string}: {cost:.0f} ms")
+
+
+def test_an_import_right_after_start_up_copies_at_a_later_step(
+    addon: Addon, thumbnails_in_background: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import Future
+
+    from hiptah_blender.blender import previews
+
+    warming: Future[Any] = Future()  # numpy still being imported on the worker
+    monkeypatch.setattr(previews, "_warm", warming)
+    bpy.ops.mesh.primitive_monkey_add()
+    assert previews.request("early", [bpy.context.active_object]) == 0.0  # nothing copied yet
+    assert not previews.collect() and previews.preview_for("early") is None
+    warming.set_result(None)
+    previews.wait()
+    assert previews.preview_for("early") is not None
