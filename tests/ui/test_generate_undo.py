@@ -80,6 +80,8 @@ def test_generate_then_undo(gui: GuiBlender, extension_zip: Path, sandbox: Sandb
     assert "Cube" in after_undo["objects"], after_undo  # only the import went, not the scene
     assert not after_undo["hiptah"], after_undo  # the collection the import made went too
     assert after_undo["listed"] == [local_id], after_undo
+    # Only the import was taken back: the Generate step before it (the typed prompt) stays.
+    assert gui.call("result = bpy.context.scene.hiptah.prompt") == PROMPT
     assert [j["state"] for j in jobs(gui)] == ["imported"]
     gui.screenshot("after-undo")
 

@@ -72,7 +72,9 @@ def test_quit_with_jobs_in_flight_then_restart(gui: GuiBlender, gui_factory: Cal
         timeout=120, interval=0.5, describe="both jobs polled (processing) after the restart",
     )
     for job in resumed.values():
-        assert "resumed after restart: polling" in job_detail(again, job["local_id"])["timeline"]
+        detail = job_detail(again, job["local_id"])
+        assert "resumed after restart: polling" in detail["timeline"], detail["timeline"]
+        assert detail["progress"] is not None, detail  # the server's percent, shown on the row
     again.screenshot("restarted-jobs-resumed")
     for job_id in server_ids:
         sandbox.complete(job_id)
