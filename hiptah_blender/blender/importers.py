@@ -70,6 +70,17 @@ def slug(prompt: str, *, width: int = 40) -> str:
     return text or "hiptah_model"
 
 
+def object_name(record: Any) -> str:
+    """The imported objects' name: from the prompt, else (an image job without one) from
+    the image's name, as the job list shows it ("image: red_sketch.png" -> "red_sketch")."""
+    if record.prompt:
+        return slug(record.prompt)
+    image = str(record.meta.get("image_name") or os.path.basename(record.image_path or ""))
+    stem = os.path.splitext(image)[0] if image.lower().endswith((".png", ".jpg", ".jpeg", ".webp")) else image
+    name = slug(stem)
+    return "hiptah_image_model" if name == "hiptah_model" else name
+
+
 def _import_gltf(path: str, record: JobRecord) -> None:
     bpy.ops.import_scene.gltf(filepath=path)
 
@@ -291,7 +302,7 @@ def _arrange(
             root.matrix_world.translation += offset
         target_layer.update()
 
-    name = slug(record.prompt) if record.prompt else "hiptah_image_model"
+    name = object_name(record)
     created = datetime.datetime.fromtimestamp(record.created_at, tz=datetime.UTC).isoformat(timespec="seconds")
     for root in roots:
         root.name = name

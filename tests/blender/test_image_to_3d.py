@@ -94,6 +94,8 @@ def test_image_file_to_glb_with_texture(addon: Addon, tmp_path: Path, filename: 
     assert record.label() == f"image: {filename}"
     assert addon.sandbox.jobs()[0]["has_image"] is True
     objects = hiptah_objects()
+    # No prompt: the objects are named after the image, as the job list shows it.
+    assert roots_of(objects)[0].name.startswith(filename.split(".")[0]), roots_of(objects)
     assert objects and image_texture_nodes(objects), "the GLB's base-colour texture did not arrive"
     assert os.path.isfile(path)  # the user's file is never touched or removed
 

@@ -94,6 +94,8 @@ def test_image_to_3d_from_file(gui: GuiBlender, extension_zip: Path, sandbox: Sa
 
     objects = imported_objects(gui, done["job_id"])
     assert objects["roots"] and objects["collections"] == ["HiPtah"], objects
+    # No prompt: named after the image, as the list shows it (not "hiptah_image_model").
+    assert [name.split(".")[0] for name in objects["roots"]] == ["red_disc_sketch"], objects
     assert_at_cursor(objects)
     # The user's image is never modified.
     assert png.read_bytes() == original
