@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import socket
@@ -78,6 +79,18 @@ class Sandbox:
 
     def start(self) -> None:
         self.models.start()
+        path = self.config.state_file
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            count = self.state.load(
+                data, lambda job: self.models.request(job.prompt, job.format, job.quality, job.image)
+            )
+            # The CDN serves a completed job's model as soon as it listens: have them ready.
+            for job in list(self.state.jobs.values()):
+                if job.status == "completed" and job.model is not None:
+                    concurrent.futures.wait([job.model], timeout=120)
+            log.info("restored %d job(s) from %s", count, path)
         self._ticker = start_ticker(
             self.state,
             self._stop,
@@ -88,6 +101,15 @@ class Sandbox:
         self._stop.set()
         self.sender.stop()
         self.models.stop()
+        if self.config.state_file:
+            self.save_state(self.config.state_file)
+
+    def save_state(self, path: str) -> None:
+        """Write the state file atomically (what the next start with the same file loads)."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.state.dump(), fh)
+        os.replace(tmp, path)
 
 
 def error_body(code: str, message: str, request_id: str | None = None) -> dict[str, Any]:
@@ -471,6 +493,7 @@ def create_app(
                 callback_url=callback_url,
                 idempotency_key=idem,
                 model=fut,
+                image=image,
             )
         except BaseException:
             if idem is not None:

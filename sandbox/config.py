@@ -37,6 +37,7 @@ FAULT_FIELDS: tuple[str, ...] = (
     "expire_seconds",
     "retry_after",
     "offline",
+    "hold",
 )
 
 
@@ -73,6 +74,9 @@ class SandboxConfig:
     # 1 = the network is down: every API and CDN connection is reset before any byte,
     # while jobs keep their state (admin routes still answer). Set at runtime only.
     offline: float = 0.0
+    # 1 = jobs past their due time stay "processing" (progress 99) until the admin
+    # completes or fails them: tests decide when each job ends. Set at runtime only.
+    hold: float = 0.0
     seed: int = 0
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -83,6 +87,7 @@ class SandboxConfig:
     webhook_ca: str | None = None  # CA bundle for https webhook receivers
     log_level: str = "warning"
     exit_with_parent: bool = False  # harness children must not outlive a killed test run
+    state_file: str | None = None  # jobs etc. loaded at start, written at a clean stop
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -112,6 +117,7 @@ class SandboxConfig:
             "corrupt_rate",
             "fail_rate",
             "offline",
+            "hold",
         ):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} is a fraction between 0 and 1")
@@ -259,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="warning",
         choices=("debug", "info", "warning", "error"),
         help="uvicorn log level on stderr (default warning)",
+    )
+    a(
+        "--state-file",
+        default=None,
+        metavar="PATH",
+        help="keep jobs, model URLs, idempotency keys, webhooks and quota use across restarts: "
+        "loaded at start if PATH exists, written when the server stops cleanly (SIGTERM/Ctrl-C)",
     )
     a(
         "--exit-with-parent",

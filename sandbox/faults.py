@@ -80,7 +80,7 @@ class FaultInjector:
             number = float(value)
             if not number >= 0 or number == float("inf"):
                 raise ValueError(f"{name} must be a finite number >= 0")
-            if (name.endswith("_rate") or name == "offline") and number > 1:
+            if (name.endswith("_rate") or name in ("offline", "hold")) and number > 1:
                 raise ValueError(f"{name} is a fraction between 0 and 1")
             clean[name] = int(number) if name == "retry_after" else number
         with self._lock:

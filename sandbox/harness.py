@@ -213,7 +213,8 @@ class SandboxServer:
             self._bur = None
 
     def restart(self) -> SandboxServer:
-        """Stop and start again on the same ports with the same key: every job is lost."""
+        """Stop and start again on the same ports with the same key: every job is lost,
+        unless the server has a ``state_file`` (kept across the clean stop)."""
         self.stop()
         return self.start()
 

@@ -10,6 +10,7 @@ webhooks fire on time even when nobody polls.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import hashlib
 import math
@@ -27,6 +28,7 @@ from .faults import FaultInjector
 from .webhooks_out import WebhookSender, new_secret
 
 IDEMPOTENCY_TTL = 24 * 3600.0
+STATE_FILE_VERSION = 1
 LOG_LIMIT = 5000
 EVENTS = ("job.completed", "job.failed")
 
@@ -120,6 +122,7 @@ class Job:
     token: str | None = None
     token_expires: float | None = None
     source: str = "api"
+    image: bytes | None = field(default=None, repr=False)  # to make the model again after a restart
 
     @property
     def queued_for(self) -> float:
@@ -144,6 +147,14 @@ class Job:
             return 99
         done = (now_mono - self.created_mono - self.queued_for) / span
         return max(0, min(99, int(done * 100)))
+
+
+# Job fields written to the state file as they are (created_mono, model and image are not).
+_JOB_FIELDS = (
+    "job_id", "owner", "prompt", "format", "quality", "image_sha256", "callback_url",
+    "idempotency_key", "created_at", "latency", "will_fail", "status", "forced",
+    "forced_error", "completed_at", "error", "polls", "token", "token_expires", "source",
+)
 
 
 @dataclass
@@ -342,6 +353,7 @@ class SandboxState:
         blob_size: int | None = None,
         charge: bool = True,
         latency: float | None = None,
+        image: bytes | None = None,
     ) -> Job:
         with self.lock:
             job = Job(
@@ -362,6 +374,7 @@ class SandboxState:
                 model=model,
                 blob_size=blob_size,
                 source=source,
+                image=image,
             )
             self.jobs[job.job_id] = job
             if charge:
@@ -389,8 +402,8 @@ class SandboxState:
         elif now - job.created_mono < job.queued_for and job.forced is None:
             job.status = "queued"
             return True
-        elif now < job.due_mono and job.forced is None:
-            job.status = "processing"
+        elif job.forced is None and (now < job.due_mono or self.faults.get("hold")):
+            job.status = "processing"  # the hold fault: until the admin ends it
             return True
         elif job.will_fail and job.forced is None:
             outcome = "failed"
@@ -603,6 +616,70 @@ class SandboxState:
             entry = self.idempotency.get((account.key, key))
             if entry is not None and entry.job_id is None:
                 del self.idempotency[(account.key, key)]
+
+    # --- the state file (--state-file): jobs survive a restart ---------------------------
+
+    def dump(self) -> dict[str, Any]:
+        """What a restart keeps: jobs (not blob jobs: their padding is not kept), model
+        URLs, idempotency keys, webhooks and each account's generations used. Times are
+        wall-clock, so a job's due time keeps running while the server is down."""
+        with self.lock:
+            now_wall, now_mono = time.time(), time.monotonic()
+            jobs = []
+            for job in self.jobs.values():
+                if job.blob_size is not None:
+                    continue
+                self._advance(job, now_mono)
+                data = {
+                    name: getattr(job, name)
+                    for name in _JOB_FIELDS
+                }
+                data["created_at"] = now_wall - (now_mono - job.created_mono)
+                data["image"] = base64.b64encode(job.image).decode() if job.image else None
+                jobs.append(data)
+            return {
+                "version": STATE_FILE_VERSION,
+                "jobs": jobs,
+                "tokens": {t: vars(tok) for t, tok in self.tokens.items()
+                           if tok.job_id in self.jobs and self.jobs[tok.job_id].blob_size is None},
+                "idempotency": [
+                    {"owner": owner, "key": key, **vars(entry)}
+                    for (owner, key), entry in self.idempotency.items()
+                    if entry.job_id is not None
+                ],
+                "webhooks": [vars(hook) for hook in self.webhooks],
+                "used": {acc.key: acc.used for acc in self.accounts.values()},
+            }
+
+    def load(
+        self, data: dict[str, Any],
+        model_for: Callable[[Job], concurrent.futures.Future[bytes]],
+    ) -> int:
+        """Restore :meth:`dump`'s output; ``model_for`` asks the generator for a job's
+        model again (it is deterministic). Answers how many jobs came back."""
+        if data.get("version") != STATE_FILE_VERSION:
+            raise ValueError(f"state file version {data.get('version')!r}, expected {STATE_FILE_VERSION}")
+        with self.lock:
+            now_wall, now_mono = time.time(), time.monotonic()
+            for item in data["jobs"]:
+                fields = {name: item[name] for name in _JOB_FIELDS}
+                fields["created_mono"] = now_mono - (now_wall - float(item["created_at"]))
+                image = base64.b64decode(item["image"]) if item.get("image") else None
+                job = Job(**fields, model=None, image=image)
+                if job.status != "failed":
+                    job.model = model_for(job)
+                self.jobs[job.job_id] = job
+            for token, tok in data["tokens"].items():
+                if tok["job_id"] in self.jobs:
+                    self.tokens[token] = Token(**tok)
+            for entry in data["idempotency"]:
+                owner, key = entry.pop("owner"), entry.pop("key")
+                self.idempotency[(owner, key)] = IdempotencyEntry(**entry)
+            self.webhooks = [Webhook(**hook) for hook in data["webhooks"]]
+            for key, used in data["used"].items():
+                if key in self.accounts:
+                    self.accounts[key].used = int(used)
+            return len(data["jobs"])
 
     # --- logs and admin state ------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from sandbox.harness import SandboxError, SandboxServer
-from tests.unit.sandbox_helpers import post, wait_done
+from tests.unit.sandbox_helpers import get_job, post, wait_done
 
 
 def generate(sb: SandboxServer, fmt: str = "stl") -> requests.Response:
@@ -133,3 +133,17 @@ def test_invalid_runtime_faults_are_refused(sandbox):
         with pytest.raises(SandboxError):
             sandbox.set_faults(**bad)
     assert sandbox.set_faults(latency=None)["latency"] is None
+
+
+def test_hold_keeps_jobs_processing_until_the_admin_ends_them(sandbox):
+    sandbox.set_faults(latency=0.2, hold=1)
+    held, released = (generate(sandbox).json()["job_id"] for _ in range(2))
+    time.sleep(0.5)  # past their due time
+    for job_id in (held, released):
+        data = get_job(sandbox, job_id).json()
+        assert data["status"] == "processing" and data["progress"] == 99, data
+        assert data["estimated_time_seconds"] == 0
+    assert sandbox.complete(held)["status"] == "completed"
+    assert get_job(sandbox, released).json()["status"] == "processing"
+    sandbox.set_faults(hold=0)  # let go: the other one ends on its own
+    assert wait_done(sandbox, released)["status"] == "completed"

@@ -183,6 +183,7 @@ def test_cli_help_lists_every_flag():
         "--tls-key",
         "--seed",
         "--fake-models",
+        "--state-file",
     ):
         assert flag in out
     doc = (ROOT / "docs" / "sandbox.md").read_text()
