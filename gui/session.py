@@ -289,9 +289,14 @@ class GuiBlender:
         for frac in columns:
             x = rect["x"] + int(rect["width"] * frac)
             hits = [y for y in range(rect["y"] + top, rect["y"] + end, step) if match in self.probe(x, y)]
-            if hits:
+            while hits:
                 run = [y for y in hits if y - hits[0] < 40]  # the first button only
-                return x, (run[0] + run[-1]) // 2
+                mid = (run[0] + run[-1]) // 2
+                # A probe right after a click can still report the button the pointer
+                # left (Blender had not handled the warp yet): confirm before trusting it.
+                if match in self.probe(x, mid):
+                    return x, mid
+                hits = hits[1:]
         self.screenshot(f"no-button-{match[:20]}")
         raise GuiError(f"no sidebar button matching {match!r}")
 
