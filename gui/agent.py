@@ -29,7 +29,7 @@ POLL = 0.02  # seconds between checks for a request on the main thread
 
 def sidebar(area_type: str = "VIEW_3D", region_type: str = "UI") -> dict[str, Any]:
     """window/area/region of the first 3D Viewport's sidebar: the context a panel button has."""
-    wm = bpy.context.window_manager
+    wm: Any = bpy.context.window_manager  # never None with a UI
     for window in wm.windows:
         for area in window.screen.areas:
             if area.type == area_type:

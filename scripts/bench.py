@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench.py            # full run (about 8 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --quick    # smoke run (about 1.5 minutes)
     .venv/bin/python scripts/bench.py --only tick,download --json out.json
+    .venv/bin/python scripts/bench.py --only ui   # real Blender UI (issue 11): ~3 min, needs the UI root
 
 Every figure comes from a fresh interpreter running one ``bench/`` module against its
 own sandbox, with a temporary BLENDER_USER_RESOURCES. Figures are medians over repeated
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +33,7 @@ if str(ROOT) not in sys.path:
 from bench.proc import run_module  # noqa: E402
 from bench.stats import markdown_table  # noqa: E402
 
-PIECES = ("tick", "detect", "download", "batch", "extension", "import")
+PIECES = ("tick", "detect", "download", "batch", "extension", "import", "ui")
 
 # Module and arguments per piece: (full run, --quick run).
 PLAN: dict[str, tuple[str, list[str], list[str]]] = {
@@ -43,6 +45,8 @@ PLAN: dict[str, tuple[str, list[str], list[str]]] = {
               ["--jobs", "60", "--concurrency", "10", "--seconds", "2", "--rounds", "1"]),
     "extension": ("bench.extension", ["--runs", "5"], ["--runs", "1"]),
     "import": ("bench.import_cost", ["--runs", "7"], ["--runs", "2"]),
+    # Needs the UI root (scripts/ui_env.sh); prints why and skips the figure without it.
+    "ui": ("bench.ui_responsiveness", ["--rounds", "3"], ["--rounds", "1"]),
 }
 
 
@@ -129,9 +133,56 @@ def rows_import(r: dict[str, Any]) -> list[list[str]]:
              f"(placement etc. {r['arrange_ms']:.1f} ms)", "<= 1.1x", yes(r["ratio"] <= 1.1)]]
 
 
+def _pmm(s: dict[str, float] | None, digits: int = 1) -> str:
+    if not s:
+        return "-"
+    return f"{s['median']:.{digits}f} / {s['p99']:.{digits}f} / {s['max']:.{digits}f}"
+
+
+def rows_ui(r: dict[str, Any]) -> list[list[str]]:
+    if "skipped" in r:
+        return [["7", "UI responsiveness in a real Blender event loop", f"skipped: {r['skipped']}", "-", "-"]]
+    base, listed, load, imp = r["baseline"], r["listed"], r["load"], r["imports"]
+    rounds = f"{r['n_rounds']} round{'s' if r['n_rounds'] != 1 else ''}"
+    what_if = f" [what-if {r['what_if']}: not the add-on as shipped]" if r.get("what_if") else ""
+    delta = r["p99_delta_ms"]
+    rows = [
+        ["7", f"main-loop gap (10 ms heartbeat), baseline: no jobs, sidebar redrawn at the monitor's rate "
+              f"({rounds} x {statistics.mean(r['load_s']):.0f} s): p50 / p99 / max, {int(base['gaps']['n'])} gaps"
+              + what_if,
+         f"{_pmm(base['gaps'])} ms", "-", "-"],
+        ["7", f"main-loop gap, {r['jobs']} jobs running until imported (imports excluded): "
+              f"p50 / p99 / max, {int(load['gaps']['n'])} gaps",
+         f"{_pmm(load['gaps'])} ms", "-", "-"],
+        ["7", "p99 gap, load minus baseline (p50 in brackets)",
+         f"{delta:+.1f} ms ({r['p50_delta_ms']:+.2f})", "< +2 ms", yes(delta < 2.0)],
+        ["7", "same gaps, main thread's CPU time only (no waiting for a CPU): p99 baseline vs load",
+         f"{base['gaps_main_cpu']['p99']:.2f} vs {load['gaps_main_cpu']['p99']:.2f} ms = "
+         f"{r['p99_cpu_delta_ms']:+.2f} ms", "< +2 ms", yes(r["p99_cpu_delta_ms"] < 2.0)],
+        ["7", f"imports (main thread by design): {imp['n']}; import median / max; gaps holding one: median / max",
+         (f"{imp['import_job']['median']:.0f} / {imp['import_job']['max']:.0f} ms; "
+          f"{imp['gaps']['median']:.0f} / {imp['gaps']['max']:.0f} ms ({imp['gaps']['n']:.0f} gaps)")
+         if imp["import_job"] and imp["gaps"] else "-", "-", "-"],
+        ["7", "monitor step inside Blender, outside imports: wall (CPU) p50 / p99 / max",
+         f"{_pmm(r['step'], 2)} ms ({_pmm(r['step_cpu'], 2)})", "-", "-"],
+        ["7", "gaps with a sidebar redraw: p50 / p99, baseline vs 10 finished jobs listed vs load",
+         f"{base['redraw']['median']:.0f} / {base['redraw']['p99']:.0f} vs "
+         f"{listed['redraw']['median']:.0f} / {listed['redraw']['p99']:.0f} vs "
+         f"{load['redraw']['median']:.0f} / {load['redraw']['p99']:.0f} ms"
+         if base["redraw"] and listed["redraw"] and load["redraw"] else "-", "-", "-"],
+        ["7", "CPUs busy (all Blender threads; the local sandbox), baseline vs load",
+         f"{base.get('blender_cpus', 0):.2f}; {base.get('sandbox_cpus', 0):.2f} vs "
+         f"{load.get('blender_cpus', 0):.2f}; {load.get('sandbox_cpus', 0):.2f}", "-", "-"],
+        ["7", "gaps without a redraw: p99 / max, baseline vs load",
+         f"{base['quiet']['p99']:.1f} / {base['quiet']['max']:.1f} vs {load['quiet']['p99']:.1f} / "
+         f"{load['quiet']['max']:.1f} ms" if base["quiet"] and load["quiet"] else "-", "-", "-"],
+    ]
+    return rows
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
     "tick": rows_tick, "detect": rows_detect, "download": rows_download,
-    "batch": rows_batch, "extension": rows_extension, "import": rows_import,
+    "batch": rows_batch, "extension": rows_extension, "import": rows_import, "ui": rows_ui,
 }
 
 

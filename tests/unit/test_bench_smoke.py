@@ -45,3 +45,56 @@ def test_download_piece_runs() -> None:
     assert all(_finite(fig[k]) for k in ("client_mb_s", "curl_mb_s", "ratio", "rss_growth_mb"))
     table = markdown_table(["#", "figure", "measured", "target", "met"], bench_cli.rows_download(result))
     assert "MB/s" in table
+
+
+def _window(beats: list[float], *, draws: list[float] = (), imports: list[float] = (),
+            steps: list[float] = ()) -> dict[str, object]:
+    """A heartbeat window as bench/ui_responsiveness.py collects it inside Blender."""
+    return {
+        "beats": [[t, t / 2, t] for t in beats],
+        "polls": [[beats[1] + 0.001, beats[1] + 0.002]],
+        "imports": [[t, t + 0.1] for t in imports],
+        "import_jobs": [[t, t + 0.12] for t in imports],
+        "steps": [[t, t + 0.0002, 0.0001] for t in steps],
+        "draws": [[t, t + 0.0005, 0.0005] for t in draws],
+        "vp": [],
+        "redraws": len(draws),
+    }
+
+
+def test_ui_figures_and_rows_without_blender() -> None:
+    """The ui figure's arithmetic and rows on synthetic samples (the run itself needs the
+    UI root: test_ui_piece_runs)."""
+    from bench import ui_responsiveness as ui
+
+    beats = [i * 0.01 for i in range(400)]
+    beats[200:] = [t + 0.5 for t in beats[200:]]  # one 0.51 s gap: the import below
+    parts = ui.classify(_window(beats, draws=[0.305], imports=[1.995]))
+    assert len(parts["import"]) == 1 and parts["import"][0][0] > 500
+    assert len(parts["poll"]) == 1 and len(parts["redraw"]) == 1
+    assert len(parts["clean"]) == len(parts["quiet"]) + 1 == len(beats) - 3
+
+    rnd = {"load_s": 4.0, "queue": {"queue_ms": 12.0, "outcomes": [["FINISHED"]]},
+           "final_states": ["imported"], "left_after_clean": [], "settle_s": [0.1, 0.1],
+           "load": _window(beats, draws=[0.305, 0.905], imports=[1.995], steps=[0.6, 1.995]),
+           "listed": _window(beats[:200], draws=[0.305]), "baseline": _window(beats[:200], draws=[0.305])}
+    figures = ui.figures({"rounds": [rnd], "latency": 5.0, "jobs": 1})
+    assert figures["imports"]["n"] == 1 and figures["step"]["n"] == 1  # the importing step is apart
+    assert _finite(figures["load"]["gaps"]["p99"]) and _finite(figures["p99_delta_ms"] + 1000)
+    rows = bench_cli.rows_ui(figures)
+    assert any("imports" in row[1] for row in rows) and any(row[3] == "< +2 ms" for row in rows)
+    (skipped,) = bench_cli.rows_ui({"skipped": "no UI root here"})
+    assert "skipped: no UI root here" in skipped[2]
+
+
+@pytest.mark.slow
+def test_ui_piece_runs() -> None:
+    from gui.session import ui_env_problem
+
+    problem = ui_env_problem()
+    if problem is not None:
+        pytest.skip(f"needs the UI root: {problem}")
+    result = run_module("bench.ui_responsiveness", ["--rounds", "1"], timeout=900)
+    assert result["imported"] == result["jobs"]
+    assert all(_finite(result[w]["gaps"]["p99"]) for w in ("baseline", "listed", "load"))
+    assert len(bench_cli.rows_ui(result)) >= 3
