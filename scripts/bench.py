@@ -4,7 +4,7 @@
     .venv/bin/python scripts/bench.py            # full run (about 8 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --quick    # smoke run (about 1.5 minutes)
     .venv/bin/python scripts/bench.py --only tick,download --json out.json
-    .venv/bin/python scripts/bench.py --only ui   # real Blender UI (issue 11): ~3 min, needs the UI root
+    .venv/bin/python scripts/bench.py --only ui   # real Blender UI (issue 11): ~4 min, needs the UI root
 
 Every figure comes from a fresh interpreter running one ``bench/`` module against its
 own sandbox, with a temporary BLENDER_USER_RESOURCES. Figures are medians over repeated
@@ -46,7 +46,7 @@ PLAN: dict[str, tuple[str, list[str], list[str]]] = {
     "extension": ("bench.extension", ["--runs", "5"], ["--runs", "1"]),
     "import": ("bench.import_cost", ["--runs", "7"], ["--runs", "2"]),
     # Needs the UI root (scripts/ui_env.sh); prints why and skips the figure without it.
-    "ui": ("bench.ui_responsiveness", ["--rounds", "3"], ["--rounds", "1"]),
+    "ui": ("bench.ui_responsiveness", ["--rounds", "5"], ["--rounds", "1"]),
 }
 
 
