@@ -68,6 +68,24 @@ def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
     return "cancelled"
 
 
+def row_text(rt: Any, record: JobRecord) -> str:
+    """The text of a job's row in the list (the progress bar's or the label's)."""
+    if record.state.is_active and rt.online.reason is not None:
+        return f"paused: {rt.online.reason.message}"
+    lost = rt.unreachable.get(record.local_id)
+    if record.state.is_active and lost is not None:
+        return f"retrying: {lost.message}"
+    import_error = rt.import_errors.get(record.local_id)
+    if import_error is not None and not record.state.is_active:
+        return str(import_error.message)
+    return status_text(record, time.time(), rt.settings.max_concurrent)
+
+
+def connection_problem(rt: Any) -> Any:
+    """The error of a job retrying through an unreachable server (the status line's), or None."""
+    return next(iter(rt.unreachable.values()), None) if rt is not None else None
+
+
 def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
     # Wrapped to the region's real width with the UI font: a label never ends in "…".
     ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes)
@@ -116,10 +134,11 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
         fraction = record.estimated_fraction(now)
         import_error = rt.import_errors.get(record.local_id) if rt is not None else None
         held = rt.online.reason if rt is not None and record.state.is_active else None
-        if held is not None:  # online access is off: the job waits, nothing is lost
+        lost = rt.unreachable.get(record.local_id) if rt is not None else None
+        if held is not None or lost is not None:  # offline / server unreachable: the job waits
             sub = right.row(align=True)
             sub.alert = True
-            sub.progress(factor=fraction or 0.0, type="BAR", text=f"paused: {held.message}")
+            sub.progress(factor=fraction or 0.0, type="BAR", text=row_text(rt, record))
         elif record.state.is_active:
             right.progress(factor=fraction or 0.0, type="BAR", text=status)
         elif record.state is JobState.FAILED or import_error is not None:
@@ -241,6 +260,14 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
             _wrap(box, context, refusal.error.hint, icon="INFO", boxes=1)
         op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
         op.module = ADDON_ID
+    elif rt is not None and (lost := connection_problem(rt)) is not None:
+        # Jobs under way cannot reach the server: they are kept and go on when it answers.
+        col = box.column()
+        col.alert = True
+        _wrap(col, context, lost.message, icon="ERROR", boxes=1)
+        count = len(rt.unreachable)
+        _wrap(box, context, f"{count} job{'s' if count != 1 else ''} retrying: they go on when HiPtah answers again.",
+              icon="INFO", boxes=1)
     else:
         counts = rt.counts() if rt is not None else {}
         running = sum(n for state, n in counts.items() if state.is_active and state is not JobState.WAITING)
@@ -293,7 +320,7 @@ def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None
         box.label(text=f"{record.state.value.capitalize()} after {duration(record.elapsed(now))}")
     problem = rt.import_errors.get(record.local_id) or (record.error if record.state is JobState.FAILED else None)
     if problem is None and record.state.is_active:
-        problem = rt.online.reason  # paused while online access is off
+        problem = rt.online.reason or rt.unreachable.get(record.local_id)  # offline / unreachable
     if problem is not None:
         col = box.column(align=True)
         col.alert = True

@@ -39,6 +39,7 @@ _REDRAW_EVERY = 0.25  # seconds between sidebar redraws while jobs run (progress
 # A blocking generate stops waiting for a server it cannot reach after this long (the
 # job is kept and sent later); a whole job deadline (600 s) would look like a hang.
 UNREACHABLE_GRACE = 60.0
+_UNREACHABLE_KINDS = ("APIConnectionError", "APITimeoutError")
 _runtime: Runtime | None = None
 
 
@@ -114,6 +115,9 @@ class Runtime:
         # the history before their first request.
         self.online = online.OnlineWatch()
         self._watch_online()
+        # Active jobs retrying through an unreachable server (network down, server
+        # stopped): the rows and the status line say so while it lasts (draw reads this).
+        self.unreachable: dict[str, ErrorInfo] = {}
         previews.warm_up()
         if self.scheduler.warning:
             self._notice("", "WARNING", self.scheduler.warning)
@@ -281,7 +285,10 @@ class Runtime:
         if gate_changed:
             self.sync()  # timelines say "paused" / "resumed"
         gate_changed |= previews.collect()  # a thumbnail arrived: redraw
-        if events or gate_changed or (self.snapshots and now - self._last_redraw >= _REDRAW_EVERY and self.has_active()):
+        due = bool(self.snapshots) and now - self._last_redraw >= _REDRAW_EVERY and self.has_active()
+        if events or due or self.unreachable:
+            gate_changed |= self._watch_unreachable()
+        if events or gate_changed or due:
             self._last_redraw = now
             tag_redraw()
         return events
@@ -295,6 +302,20 @@ class Runtime:
         # The client factory checks this snapshot on a worker: keep it current.
         self.settings = dataclasses.replace(self.settings, online_access=allowed)
         return True
+
+    def _watch_unreachable(self) -> bool:
+        """Refresh ``unreachable`` from the scheduler (at the redraw rate, not per draw).
+        True when the set of jobs in it changed."""
+        found: dict[str, ErrorInfo] = {}
+        if self.scheduler.paused is None:  # paused: the offline message says it all
+            for local_id, job in self.snapshots.items():
+                if job.state.is_active:
+                    error = self.scheduler.transient_error(local_id)
+                    if error is not None and error.kind in _UNREACHABLE_KINDS:
+                        found[local_id] = error
+        changed = found.keys() != self.unreachable.keys()
+        self.unreachable = found
+        return changed
 
     def _apply(self, context: Any, event: JobEvent, push_undo: bool) -> None:
         job = event.job
@@ -387,7 +408,7 @@ class Runtime:
         if self.scheduler.paused is not None:
             return self.scheduler.paused
         error = self.scheduler.transient_error(record.local_id)
-        if error is None or error.kind not in ("APIConnectionError", "APITimeoutError"):
+        if error is None or error.kind not in _UNREACHABLE_KINDS:
             return None
         return error
 

@@ -247,3 +247,31 @@ def test_records_are_plain_data_for_draw() -> None:
     from hiptah_blender.jobs.records import JobRecord
 
     assert dataclasses.is_dataclass(JobRecord)
+
+
+def test_unreachable_server_shown_in_row_status_and_details(addon: Addon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A running job whose polls cannot reach the server: the row says "retrying: …",
+    the status line shows the error and how many jobs wait; gone once a poll succeeds."""
+    from hiptah_blender.blender import runtime
+    from hiptah_blender.jobs.records import ErrorInfo, JobState
+
+    rt = addon.rt()
+    record = next(r for r in _records_in_every_state() if r.state is JobState.PROCESSING)
+    rt.snapshots = {record.local_id: record}
+    runtime.sync_mirror([record])
+    lost = ErrorInfo(kind="APIConnectionError", message="Could not reach 127.0.0.1 (ConnectionError).",
+                     hint="Check your internet connection.")
+    errors_now = {record.local_id: lost}
+    monkeypatch.setattr(rt.scheduler, "transient_error", lambda local_id: errors_now.get(local_id))
+    assert rt._watch_unreachable() and rt.unreachable == {record.local_id: lost}
+
+    row = draw_row(bpy.context.window_manager.hiptah_jobs[0])
+    (bar,) = row.find("progress")
+    assert bar.text == "retrying: Could not reach 127.0.0.1 (ConnectionError)." and bar.layout.effective("alert")
+    main = " ".join(draw_main().all_text().split())
+    assert "Could not reach 127.0.0.1" in main and "1 job retrying" in main and "Ready" not in main
+    assert "Check your internet connection." in " ".join(draw_jobs().all_text().split())
+
+    errors_now.clear()  # a poll went through
+    assert rt._watch_unreachable() and rt.unreachable == {}
+    assert "1 running (plan limit 10)" in draw_main().texts()
