@@ -1,5 +1,5 @@
 """Scenario: type a prompt in the panel, click Generate; the add-on's modal monitor alone
-takes the job through queued / downloading to imported (the row's progress
+takes the job through queued / processing / downloading to imported (the row's progress
 bar is on screen meanwhile); the model is in the "HiPtah" collection at the 3D cursor;
 one real Ctrl+Z over the viewport removes the import (the job stays listed) and
 Ctrl+Shift+Z brings it back."""
@@ -31,7 +31,11 @@ PROMPT = "a small wooden stool"
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    yield from slow_sandbox()
+    # "hold": past its due time a job stays processing until the test completes it, so
+    # the first poll (at the server's ETA) always sees it processing.
+    for server in slow_sandbox(latency=8):
+        server.set_faults(hold=1)
+        yield server
 
 
 def test_generate_then_undo(gui: GuiBlender, extension_zip: Path, sandbox: SandboxServer) -> None:
@@ -51,8 +55,14 @@ def test_generate_then_undo(gui: GuiBlender, extension_zip: Path, sandbox: Sandb
     assert monitor_running(gui), "Generate did not start the job monitor"
 
     # The add-on's own monitor does everything from here; the test only watches.
-    samples = follow(gui, local_id, until="imported")
+    samples = follow(gui, local_id, until="processing", shot="job-queued")
+    running = job_detail(gui, local_id)
+    assert running["progress"] is not None, running  # the server's percent, on the row
+    gui.screenshot("job-processing")
+    sandbox.complete(running["job_id"])
+    samples += follow(gui, local_id, until="imported", shot=None)
     done = job_detail(gui, local_id)
+    assert "status processing" in done["timeline"], done["timeline"]
     assert_advanced(samples, done["timeline"])
     assert done["job_id"] and done["job_id"].startswith("gen_"), done
     gui.screenshot("job-imported")
