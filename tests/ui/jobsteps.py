@@ -16,6 +16,8 @@ WAIT = 180.0  # generous: software GL on a shared machine; never a timing assert
 def shot(gui: GuiBlender, name: str) -> None:
     """A screenshot once Blender has painted the latest state (a redraw is asked for and
     two event-loop turns pass)."""
+    rect = gui.region()
+    gui.move(rect["x"] - 300, rect["y"] + 300)  # pointer over the viewport: no tooltip
     gui.call("for _a in sidebar()['window'].screen.areas: _a.tag_redraw()\nresult = 1")
     time.sleep(0.3)
     gui.call("result = 1")
