@@ -47,6 +47,8 @@ from typing import Any
 
 import psutil
 
+from gui.archive import gui_archive
+
 from .stats import emit, summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,22 +294,6 @@ def _ms(spans: list[list[float]], col: int | None = None) -> list[float]:
     return [s[col] * 1000.0 for s in spans]
 
 
-def _pick_archive(dist: Path) -> Path:
-    """The archive Debian's Blender 4.3.2 (Python 3.13) installs (as tests/ui/conftest.py)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import build as build_script  # scripts/build.py
-    finally:
-        sys.path.pop(0)
-    archive_for = getattr(build_script, "archive_for", None)
-    if archive_for is not None:
-        return Path(archive_for(dist, platform="linux-x64", blender=(4, 3, 2), python=(3, 13)))
-    zips = sorted(dist.glob("*linux_x64*.zip"))
-    if len(zips) != 1:
-        raise RuntimeError(f"expected one linux-x64 archive in {dist}, found {[z.name for z in zips]}")
-    return zips[0]
-
-
 def build_zip(dist: Path) -> Path:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "build.py"), "--platform", "linux-x64", "--offline",
@@ -316,7 +302,7 @@ def build_zip(dist: Path) -> Path:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"building the extension failed:\n{proc.stdout}\n{proc.stderr}")
-    return _pick_archive(dist)
+    return gui_archive(dist)
 
 
 def warm_sandbox(sb: Any, prompts: tuple[str, ...], timeout: float = 300.0) -> float:

@@ -21,9 +21,9 @@ from bpy.props import EnumProperty, StringProperty
 
 from ..client import errors
 from . import monitor, runtime
-from .operators import report, report_error
+from .operators import effective_choice, report, report_error
 from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
-from .properties import DEFAULT_ITEM, scene_settings
+from .properties import DEFAULT_ITEM
 from .settings import read_settings
 
 if TYPE_CHECKING:
@@ -67,14 +67,7 @@ class HIPTAH_OT_batch_generate(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def _defaults(self, context: Any) -> tuple[str, str]:
-        ui = scene_settings(context.scene)
-        settings = read_settings(context)
-        fmt = self.format if self.format != "default" else ui.format
-        quality = self.quality if self.quality != "default" else ui.quality
-        return (
-            settings.default_format if fmt == "default" else fmt,
-            settings.default_quality if quality == "default" else quality,
-        )
+        return effective_choice(context, self.format, self.quality)
 
     def execute(self, context: Any) -> Result:
         from ..batch.inputs import InputError, load_rows  # not at register: keeps enabling light

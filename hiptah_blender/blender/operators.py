@@ -36,6 +36,19 @@ def report_error(op: Any, exc: errors.HiptahError) -> Result:
     return {"CANCELLED"}
 
 
+
+def effective_choice(context: Any, fmt: str, quality: str) -> tuple[str, str]:
+    """Format and quality a job gets: the operator's own choice, else the panel's,
+    else the preferences' defaults ("default" at each level defers to the next)."""
+    ui = scene_settings(context.scene)
+    settings = read_settings(context)
+    fmt = fmt if fmt != "default" else ui.format
+    quality = quality if quality != "default" else ui.quality
+    return (
+        settings.default_format if fmt == "default" else fmt,
+        settings.default_quality if quality == "default" else quality,
+    )
+
 class _JobOperator:
     """Shared by the row actions: ``local_id`` names the job; empty means the job
     selected in the panel's list (so F3 can run them too)."""
@@ -155,14 +168,7 @@ class HIPTAH_OT_generate(bpy.types.Operator):
         raise errors.InvalidImageError(image_input.NOTHING_CHOSEN, hint="Pick one in the HiPtah panel (Image).")
 
     def _resolved(self, context: Any) -> tuple[str, str]:
-        ui = scene_settings(context.scene)
-        settings = read_settings(context)
-        fmt = self.format if self.format != "default" else ui.format
-        quality = self.quality if self.quality != "default" else ui.quality
-        return (
-            settings.default_format if fmt == "default" else fmt,
-            settings.default_quality if quality == "default" else quality,
-        )
+        return effective_choice(context, self.format, self.quality)
 
     def execute(self, context: Any) -> Result:
         fmt, quality = self._resolved(context)

@@ -29,14 +29,13 @@ from typing import Any
 
 import pytest
 
+from gui.archive import gui_archive
 from gui.session import GuiBlender, ui_env_problem
 from sandbox.harness import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "out" / "ui"
 ADDON = "bl_ext.user_default.hiptah_blender"
-BLENDER_VERSION = (4, 3, 2)
-BLENDER_PYTHON = (3, 13)
 
 
 @pytest.fixture(scope="session")
@@ -53,21 +52,6 @@ def ui_root() -> Path:
                                capture_output=True, text=True, check=True).stdout.strip())
 
 
-def _pick_archive(dist: Path) -> Path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import build as build_script  # scripts/build.py
-    finally:
-        sys.path.pop(0)
-    archive_for = getattr(build_script, "archive_for", None)
-    if archive_for is not None:
-        return Path(archive_for(dist, platform="linux-x64", blender=BLENDER_VERSION, python=BLENDER_PYTHON))
-    zips = sorted(dist.glob("*linux_x64*.zip"))
-    if len(zips) != 1:
-        raise RuntimeError(f"expected one linux-x64 archive in {dist}, found {[z.name for z in zips]}")
-    return zips[0]
-
-
 @pytest.fixture(scope="session")
 def extension_zip(ui_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = tmp_path_factory.mktemp("ui-dist")
@@ -77,7 +61,7 @@ def extension_zip(ui_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     )
     if proc.returncode != 0:
         pytest.fail(f"building the extension failed:\n{proc.stdout}\n{proc.stderr}")
-    return _pick_archive(dist)
+    return gui_archive(dist)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
