@@ -18,9 +18,9 @@ def step_until_all_finished(addon: Addon, timeout: float = 90.0) -> list[object]
     monitor = importlib.import_module("hiptah_blender.blender.monitor")
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        monitor.on_timer(bpy.context)
+        keep, _notices = monitor.on_timer(bpy.context)  # keep: jobs run or imports are queued
         jobs = addon.rt().scheduler.jobs()
-        if jobs and all(j.state.is_finished for j in jobs):
+        if not keep and jobs and all(j.state.is_finished for j in jobs):
             return list(jobs)
         time.sleep(0.05)
     raise AssertionError(f"still running: {[j.state.value for j in addon.rt().scheduler.jobs()]}")
