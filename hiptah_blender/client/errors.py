@@ -290,6 +290,11 @@ RETRYABLE_ERRORS: tuple[type[HiptahError], ...] = (
 # Of the HTTP statuses, only these are transient (the contract's retry list).
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
+# Statuses by which the server refused a request outright: it created nothing, so a
+# new request may use a new idempotency key. By status, because a stored ErrorInfo
+# keeps only the status.
+DEFINITIVE_REJECTIONS = frozenset({400, 401, 403, 422})
+
 
 def is_retryable(error: BaseException) -> bool:
     """Transient failures only: network errors, timeouts, and statuses in RETRY_STATUSES."""
@@ -299,6 +304,7 @@ def is_retryable(error: BaseException) -> bool:
 
 
 __all__ = [
+    "DEFINITIVE_REJECTIONS",
     "RETRYABLE_ERRORS",
     "RETRY_STATUSES",
     "STATUS_ERRORS",
