@@ -8,6 +8,9 @@ job list mirror, redraw the sidebar.
 
 The Scheduler (and with it requests and pydantic) is created only when a job is
 submitted or the job history on disk has jobs, never at registration.
+
+Homes of what this module re-exports for its callers: the report log and redraws in
+``reports.py``, the client's construction and the add-on version in ``connection.py``.
 """
 
 from __future__ import annotations
@@ -22,18 +25,19 @@ import bpy
 
 from ..client import errors
 from ..jobs.records import ErrorInfo, JobEvent, JobRecord, JobState
-from . import account, image_input, online, previews
+from . import account, connection, image_input, online, previews
+
+# REPORTS and addon_version are re-exported: callers use runtime.REPORTS, runtime.addon_version().
+from .connection import addon_version as addon_version
 from .importers import ModelImportError, import_model
 from .mirror import sync_mirror, update_mirror
+from .reports import REPORTS as REPORTS
+from .reports import add_report, tag_redraw
 from .settings import Settings, read_settings, store_path, user_dir
 
 if TYPE_CHECKING:
     from ..client.http import HiptahClient
     from ..jobs.scheduler import Scheduler, SchedulerConfig
-
-# (level, text) of the latest reports, newest last: what the user was told, readable by
-# tests and scripts (background Blender prints reports but does not keep them).
-REPORTS: deque[tuple[str, str]] = deque(maxlen=200)
 
 _REDRAW_EVERY = 0.25  # seconds between sidebar redraws while jobs run (progress bars)
 # A blocking generate stops waiting for a server it cannot reach after this long (the
@@ -41,31 +45,6 @@ _REDRAW_EVERY = 0.25  # seconds between sidebar redraws while jobs run (progress
 UNREACHABLE_GRACE = 60.0
 _UNREACHABLE_KINDS = ("APIConnectionError", "APITimeoutError")
 _runtime: Runtime | None = None
-
-
-def add_report(level: str, text: str) -> str:
-    text = errors.redact(text)
-    REPORTS.append((level, text))
-    return text
-
-
-def addon_version() -> str:
-    """The version from blender_manifest.toml (inside the installed extension, or at the
-    repository root in a checkout); the manifest is the single source of it."""
-    import tomllib
-
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for folder in (package_dir, os.path.dirname(package_dir)):
-        try:
-            with open(os.path.join(folder, "blender_manifest.toml"), "rb") as fh:
-                return str(tomllib.load(fh).get("version", "0"))
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-    return "0"
-
-
-def _user_agent() -> str:
-    return f"hiptah-blender/{addon_version()} Blender/{bpy.app.version_string}"
 
 
 def _ensure_folder(path: str) -> None:
@@ -78,29 +57,18 @@ def _ensure_folder(path: str) -> None:
         ) from None
 
 
-def tag_redraw() -> None:
-    """Redraw the 3D Viewport sidebars (the HiPtah panel lives there)."""
-    wm = bpy.context.window_manager
-    if wm is None:
-        return
-    for window in wm.windows:
-        screen = window.screen
-        if screen is None:
-            continue
-        for area in screen.areas:
-            if area.type == "VIEW_3D":
-                for region in area.regions:
-                    if region.type == "UI":
-                        region.tag_redraw()
-
-
 class Runtime:
+    """The add-on's jobs in this Blender session. Main thread only, except
+    ``_make_client``, which the scheduler calls on a worker thread: it reads
+    ``self.settings``, a frozen snapshot that only the main thread replaces
+    (refresh_settings, the online-access watcher), and never bpy."""
+
     def __init__(self, settings: Settings) -> None:
         from ..jobs.scheduler import Scheduler
         from ..jobs.store import JobStore
 
         self.settings = settings
-        self.user_agent = _user_agent()
+        self.user_agent = connection.user_agent()
         _ensure_folder(settings.download_dir)
         self.scheduler: Scheduler = Scheduler(self._make_client, JobStore(store_path()), self._config(settings))
         self.snapshots: dict[str, JobRecord] = {}
@@ -163,17 +131,9 @@ class Runtime:
 
     def _make_client(self) -> HiptahClient:
         """Called by the scheduler (maybe on a worker thread): uses the settings
-        snapshot taken on the main thread, never bpy."""
-        settings = self.settings
-        settings.check()  # no key, bad URL or online access off: the job fails with the fix
-        from ..client.http import HiptahClient
-
-        return HiptahClient(
-            settings.api_key,
-            settings.base_url,
-            ca_bundle=settings.ca_bundle,
-            user_agent=self.user_agent,
-        )
+        snapshot taken on the main thread, never bpy. No key, a bad URL or online
+        access off raise here: the job fails with the fix."""
+        return connection.make_client(self.settings, self.user_agent)
 
     # ------------------------------------------------------------------ jobs
     def submit(
@@ -524,17 +484,7 @@ def shutdown() -> None:
 def test_connection(context: Any = None, *, timeout: float = 10.0) -> str:
     """Check key + URL synchronously with a short timeout. Raises HiptahError."""
     settings = _runtime.refresh_settings(context) if _runtime is not None else read_settings(context)
-    settings.check()
-    from ..client.http import HiptahClient
-
-    client = HiptahClient(
-        settings.api_key,
-        settings.base_url,
-        timeout=timeout,
-        max_retries=1,
-        ca_bundle=settings.ca_bundle,
-        user_agent=_user_agent(),
-    )
+    client = connection.make_client(settings, connection.user_agent(), timeout=timeout, max_retries=1)
     try:
         answer = client.check_connection()
     except errors.HiptahError as exc:
@@ -542,3 +492,4 @@ def test_connection(context: Any = None, *, timeout: float = 10.0) -> str:
         raise
     account.note_success("key")
     return answer
+
