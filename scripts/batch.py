@@ -35,7 +35,22 @@ def _find_dev_packages() -> None:
 
 _find_dev_packages()
 
-from hiptah_blender.batch.cli import main, script_args  # noqa: E402
+from typing import Any  # noqa: E402
+
+from hiptah_blender.batch import cli  # noqa: E402
+from hiptah_blender.batch.cli import script_args  # noqa: E402
+
+
+def _open_library(path: Any, **options: Any) -> Any:
+    # Imported only for a real run: argument handling and dry runs need no Blender.
+    from hiptah_blender.blender.batch_library import open_library
+
+    return open_library(path, **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(argv, _open_library)
+
 
 __all__ = ["main", "script_args"]
 

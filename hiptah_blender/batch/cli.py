@@ -8,8 +8,9 @@ timing, retries, persistence), shows live progress, imports each model into
 ``<out>/hiptah_assets.blend`` as an asset, and prints a summary table. Running
 the same command again resumes: nothing is generated twice. See docs/batch.md.
 
-Pure Python up to the library writer (``..blender.library``, imported only for a
-real run), so argument handling, dry runs and quota checks run without Blender.
+Pure Python: the asset library a real run writes into is handed in by the caller
+(``open_library``: the Blender layer's ``blender/batch_library.py``), so argument
+handling, dry runs and quota checks run without Blender.
 
 Exit status: 0 all rows done; 1 some row failed or is left (plan limit);
 2 bad input/options or a quota refusal; 130 interrupted (Ctrl-C, state saved);
@@ -22,8 +23,9 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
 from ..client.errors import HiptahError, register_secret
@@ -40,6 +42,16 @@ from .state import BatchLockedError, BatchState, link_rows
 if TYPE_CHECKING:
     from ..jobs.records import JobRecord
     from .receiver import WebhookReceiver
+    from .runner import ItemFactory, LibrarySink
+
+
+class LibraryOpener(Protocol):
+    """Opens (creating if needed) the asset library at ``path`` for a real run; returns
+    it and the factory of its items. Given by the Blender layer (bpy lives there)."""
+
+    def __call__(
+        self, path: str | os.PathLike[str], *, previews: bool, quiet: bool, log: Callable[[str], None]
+    ) -> tuple[LibrarySink, ItemFactory]: ...
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -208,13 +220,16 @@ def install_signal_handlers(stop: StopRequest) -> dict[int, Any]:
     return previous
 
 
-def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: StopRequest) -> int:
+def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: StopRequest,
+        open_library: LibraryOpener | None = None) -> int:
     from ..client.validation import DEFAULT_BASE_URL, clean_api_key, clean_base_url
     from ..jobs.scheduler import Scheduler, SchedulerConfig
     from ..jobs.store import JobStore
     from .progress import Progress, summary_table
     from .runner import BatchRunner
 
+    if open_library is None:
+        fail("a real batch run needs Blender: run `blender -b -c hiptah batch ...` or scripts/batch.py")
     try:
         api_key = clean_api_key(args.api_key or os.environ.get("HIPTAH_API_KEY"))
         base_url = clean_base_url(args.base_url or os.environ.get("HIPTAH_BASE_URL") or DEFAULT_BASE_URL)
@@ -257,16 +272,9 @@ def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: Stop
     if scheduler.warning:
         progress.log(f"warning: {scheduler.warning}")
 
-    library = None
-    item_factory = None
     try:
-        # The one bpy part: imported only for a real run (dry runs and tests need no Blender).
-        from ..blender.library import AssetLibrary, LibraryItem
-
-        library = AssetLibrary(state.library_path, previews=not args.no_render, quiet=not args.verbose,
-                               log=progress.log)
-        library.open()
-        item_factory = LibraryItem.from_record
+        library, item_factory = open_library(state.library_path, previews=not args.no_render,
+                                             quiet=not args.verbose, log=progress.log)
         runner = BatchRunner(rows, scheduler, state, concurrency=concurrency, progress=progress,
                              library=library, item_factory=item_factory, receiver=receiver,
                              should_stop=stop)
@@ -290,13 +298,13 @@ def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: Stop
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, open_library: LibraryOpener | None = None) -> int:
     """scripts/batch.py: ``argv`` as in sys.argv (program name first, or Blender's "--")."""
     args = build_parser().parse_args(script_args(sys.argv if argv is None else argv))
-    return run_args(args)
+    return run_args(args, open_library)
 
 
-def run_args(args: argparse.Namespace) -> int:
+def run_args(args: argparse.Namespace, open_library: LibraryOpener | None = None) -> int:
     """The batch for parsed options; the exit status (see the module docstring)."""
     try:
         rows = load_rows(args.input, template=args.template, default_format=args.format,
@@ -313,7 +321,7 @@ def run_args(args: argparse.Namespace) -> int:
     previous_handlers = install_signal_handlers(stop)
     try:
         with state.locked():
-            return run(rows, args, state, stop)
+            return run(rows, args, state, stop, open_library)
     except BatchLockedError as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:

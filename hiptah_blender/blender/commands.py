@@ -177,8 +177,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from .batch_library import open_library
+
     with _no_history_resume():
-        return batch_cli.run_args(args)
+        return batch_cli.run_args(args, open_library)
 
 
 @contextlib.contextmanager

@@ -10,14 +10,11 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import bpy
 
 from ..client import errors, validation
-
-if TYPE_CHECKING:
-    from .preferences import HiptahPreferences
 
 # The add-on's module name: "hiptah_blender" from the repository,
 # "bl_ext.user_default.hiptah_blender" when installed as an extension.
@@ -82,14 +79,15 @@ class Settings:
             raise problem
 
 
-def addon_preferences(context: Any = None) -> HiptahPreferences | None:
-    """The add-on's preferences, or None when it is registered without being enabled
-    through addon_utils (then defaults + environment apply)."""
+def addon_preferences(context: Any = None) -> Any:
+    """The add-on's preferences (a ``preferences.HiptahPreferences``), or None when it is
+    registered without being enabled through addon_utils (then defaults + environment
+    apply). Typed Any: preferences.py imports this module, never the other way round."""
     prefs = (context or bpy.context).preferences
     if prefs is None:
         return None
     addon = prefs.addons.get(ADDON_ID)
-    return addon.preferences if addon is not None else None  # type: ignore[return-value]
+    return addon.preferences if addon is not None else None
 
 
 def user_dir(*parts: str, create: bool = True) -> str:
