@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from ..client import errors
 from . import failures
 from .ops import Context, Effects, Operation, Runtime, SchedulerConfig, SubmitSpec
-from .records import JobRecord, JobState
+from .records import JobRecord, JobState, move
 from .transitions import fail_record
 
 log = logging.getLogger("hiptah")
@@ -26,7 +26,7 @@ log = logging.getLogger("hiptah")
 def start_submit(record: JobRecord, rt: Runtime, ctx: Context, fx: Effects) -> None:
     """A waiting job leaves the queue: its deadline starts now."""
     previous = record.state
-    record.state = JobState.SUBMITTING
+    move(record, JobState.SUBMITTING)
     rt.deadline = ctx.now + ctx.config.job_deadline
     record.deadline_at = ctx.wall + ctx.config.job_deadline
     record.note("submitting", at=ctx.wall)
@@ -36,7 +36,7 @@ def start_submit(record: JobRecord, rt: Runtime, ctx: Context, fx: Effects) -> N
 def cancel(record: JobRecord, wall: float, fx: Effects) -> None:
     """Stop an active job locally (its runtime is already dropped)."""
     previous = record.state
-    record.state = JobState.CANCELLED
+    move(record, JobState.CANCELLED)
     record.finished_at = wall
     if previous is JobState.WAITING:
         record.note("cancelled before it was sent; nothing was charged", at=wall)
@@ -63,15 +63,16 @@ def retry(record: JobRecord, rt: Runtime, ctx: Context, fx: Effects) -> None:
         record.deadline_at = wall + config.job_deadline
         rt.t0 = now - max(0.0, wall - (record.submitted_at or wall))
         if record.completed_at is not None or record.model_url:
-            record.state = JobState.DOWNLOADING
+            move(record, JobState.DOWNLOADING)
             rt.refetch = True
             record.progress = None
             record.note(
                 f"retry: downloading job {record.job_id} again (no new generation)", at=wall
             )
         else:
-            record.state = (
-                JobState.PROCESSING if record.server_status == "processing" else JobState.QUEUED
+            move(
+                record,
+                JobState.PROCESSING if record.server_status == "processing" else JobState.QUEUED,
             )
             record.note(f"retry: polling job {record.job_id} again (no new generation)", at=wall)
     else:
@@ -85,7 +86,7 @@ def retry(record: JobRecord, rt: Runtime, ctx: Context, fx: Effects) -> None:
             )
         else:
             record.note("retry: queued again with the same idempotency key", at=wall)
-        record.state = JobState.WAITING
+        move(record, JobState.WAITING)
         fx.enqueue.append((rt.seq, record.local_id))
     fx.event("state", record, previous)
     log.info("job %s retried (%s -> %s)", record.local_id, previous.value, record.state.value)
@@ -104,7 +105,8 @@ def resume(record: JobRecord, seqs: Iterator[int], ctx: Context, fx: Effects) ->
                 record, errors.UnexpectedResponseError("The stored job has no server id."), wall, fx
             )
             return None
-        state = record.state = JobState.SUBMITTING  # accepted state without an id: ask again
+        move(record, JobState.SUBMITTING)  # accepted state without an id: ask again
+        state = record.state
     rt = Runtime(seq=next(seqs), due=now)
     if state is JobState.WAITING:
         fx.enqueue.append((rt.seq, record.local_id))
@@ -131,7 +133,7 @@ def mark_imported(record: JobRecord, object_names: list[str], wall: float, fx: E
     if record.state not in (JobState.DOWNLOADED, JobState.IMPORTED):
         raise ValueError(f"Job {record.local_id} is {record.state.value}, not downloaded.")
     previous = record.state
-    record.state = JobState.IMPORTED
+    move(record, JobState.IMPORTED)
     record.meta["imported_objects"] = list(object_names)
     shown = ", ".join(object_names[:3]) + (" …" if len(object_names) > 3 else "")
     record.note(f"imported ({shown})" if object_names else "imported", at=wall)

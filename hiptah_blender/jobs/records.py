@@ -48,6 +48,49 @@ ACTIVE_STATES = frozenset(
     {JobState.WAITING, JobState.SUBMITTING, JobState.QUEUED, JobState.PROCESSING, JobState.DOWNLOADING}
 )
 
+# Where a retry takes a finished job: polled again, downloaded again, or queued again.
+_RETRIED = frozenset({JobState.WAITING, JobState.QUEUED, JobState.PROCESSING, JobState.DOWNLOADING})
+_RUNNING = frozenset({JobState.QUEUED, JobState.PROCESSING})
+# From QUEUED or PROCESSING: completed (DOWNLOADED when automatic download is off),
+# failed, cancelled; SUBMITTING when a stored job has no server id after a restart.
+_SERVER_MOVES = frozenset(
+    {JobState.DOWNLOADING, JobState.DOWNLOADED, JobState.SUBMITTING, JobState.FAILED, JobState.CANCELLED}
+)
+
+# Every move a job's state may make, in one table: the whole life cycle at a glance.
+# The scheduler changes a state only through move(), which refuses anything else
+# (staying in the same state is not a move). docs/scheduler.md tells the story.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # sent, or cancelled before (nothing charged); FAILED only if applying a result broke
+    JobState.WAITING: frozenset({JobState.SUBMITTING, JobState.CANCELLED, JobState.FAILED}),
+    # accepted (queued or processing), 429 back to the queue, refused or timed out
+    JobState.SUBMITTING: _RUNNING | {JobState.WAITING, JobState.FAILED, JobState.CANCELLED},
+    JobState.QUEUED: _SERVER_MOVES | {JobState.PROCESSING},
+    JobState.PROCESSING: _SERVER_MOVES | {JobState.QUEUED},
+    # PROCESSING: the re-fetched job was not completed after all (polled again)
+    JobState.DOWNLOADING: frozenset(
+        {JobState.DOWNLOADED, JobState.PROCESSING, JobState.FAILED, JobState.CANCELLED}
+    ),
+    # imported by the Blender layer; retried only when there is no file (download was off)
+    JobState.DOWNLOADED: _RETRIED | {JobState.IMPORTED},
+    JobState.IMPORTED: _RETRIED,
+    JobState.FAILED: _RETRIED,
+    JobState.CANCELLED: _RETRIED,
+}
+
+
+class IllegalTransition(ValueError):
+    """A state change the life cycle does not allow: a bug in the scheduler."""
+
+
+def move(record: JobRecord, state: JobState) -> None:
+    """Set ``record.state`` to ``state`` if TRANSITIONS allows it (staying is allowed)."""
+    if state is not record.state and state not in TRANSITIONS[record.state]:
+        raise IllegalTransition(
+            f"job {record.local_id}: {record.state.value} -> {state.value} is not a legal move"
+        )
+    record.state = state
+
 
 @dataclass
 class ErrorInfo:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ..client import errors
 from . import failures, timing
 from .ops import Context, Effects, Result, Runtime
-from .records import ErrorInfo, JobRecord, JobState
+from .records import ErrorInfo, JobRecord, JobState, move
 
 if TYPE_CHECKING:
     from ..client.models import Job
@@ -69,7 +69,8 @@ def _guarded(
         step(record, rt, result, ctx, fx)
     except Exception as exc:  # a bug here must not stop every other job
         log.exception("job %s: could not apply a %s result", record.local_id, result.op)
-        fail(record, exc, ctx, fx)
+        if record.state.is_active:  # else it already ended (FAILED would be no legal move)
+            fail(record, exc, ctx, fx)
 
 
 def apply_submit(record: JobRecord, rt: Runtime, result: Result, ctx: Context, fx: Effects) -> None:
@@ -89,7 +90,7 @@ def apply_submit(record: JobRecord, rt: Runtime, result: Result, ctx: Context, f
         rt.last_error = None
         status = getattr(response.status, "value", str(response.status))
         record.server_status = status
-        record.state = JobState.PROCESSING if status == "processing" else JobState.QUEUED
+        move(record, JobState.PROCESSING if status == "processing" else JobState.QUEUED)
         if status in ("completed", "failed"):
             rt.due = now  # an idempotent replay of a finished job: look at once
         else:
@@ -115,7 +116,7 @@ def apply_submit(record: JobRecord, rt: Runtime, result: Result, ctx: Context, f
         )
         fx.submit_pause_until = max(fx.submit_pause_until, now + delay)
         previous = record.state
-        record.state = JobState.WAITING
+        move(record, JobState.WAITING)
         fx.enqueue.append((rt.seq, record.local_id))
         record.note(f"rate limited by the server (429); waiting {delay:.0f} s", at=wall)
         fx.event("state", record, previous)
@@ -206,7 +207,7 @@ def apply_poll(record: JobRecord, rt: Runtime, result: Result, ctx: Context, fx:
         record.model_url = job.model_url
         record.expires_at = job.expires_at.isoformat() if job.expires_at else None
         if config.auto_download:
-            record.state = JobState.DOWNLOADING
+            move(record, JobState.DOWNLOADING)
             record.progress = None  # from here on: the download's percent
             rt.job = job
             rt.refetch = not job.model_url
@@ -214,7 +215,7 @@ def apply_poll(record: JobRecord, rt: Runtime, result: Result, ctx: Context, fx:
             rt.due = now
             record.note("completed on the server; downloading", at=wall)
         else:
-            record.state = JobState.DOWNLOADED
+            move(record, JobState.DOWNLOADED)
             record.finished_at = wall
             fx.finished.append(record.local_id)
             record.note("completed on the server (automatic download is off)", at=wall)
@@ -224,9 +225,9 @@ def apply_poll(record: JobRecord, rt: Runtime, result: Result, ctx: Context, fx:
         fail(record, _server_failure(job), ctx, fx)
         return
     if status == "queued":
-        record.state = JobState.QUEUED
+        move(record, JobState.QUEUED)
     elif status == "processing":
-        record.state = JobState.PROCESSING
+        move(record, JobState.PROCESSING)
     # Any other status: still running, state unchanged.
     if now >= rt.deadline or result.at >= rt.deadline:
         timeout(record, ctx, fx)
@@ -270,7 +271,7 @@ def apply_download(
                     fx,
                 )
             else:
-                record.state = JobState.PROCESSING
+                move(record, JobState.PROCESSING)
                 record.server_status = status
                 rt.due = now
                 record.note(f"server says {status}; polling again", at=wall)
@@ -281,7 +282,7 @@ def apply_download(
         record.file_path = os.fspath(path)
         record.file_size = size
         record.progress = 100.0
-        record.state = JobState.DOWNLOADED
+        move(record, JobState.DOWNLOADED)
         record.finished_at = wall
         fx.finished.append(record.local_id)
         record.note(f"downloaded {size_text(size)}", at=wall)
@@ -365,7 +366,7 @@ def fail_record(
 ) -> None:
     """Only the record's half of ``fail`` (no event): used on resume as well."""
     record.error = ErrorInfo.from_exception(exc)
-    record.state = JobState.FAILED
+    move(record, JobState.FAILED)
     record.finished_at = wall
     record.note(note or f"failed: {record.error.kind}: {record.error.message}", at=wall)
     fx.dirty.add(record.local_id)
