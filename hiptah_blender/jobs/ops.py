@@ -1,9 +1,9 @@
 """The scheduler's plain data: its configuration, what a worker is given, what it
 hands back, the per-job runtime, and the effects of a transition.
 
-Data only, no behaviour beyond small properties: every other scheduler module
-(transitions, lifecycle, workers, scheduler) imports this one, and it imports none
-of them.
+Data only, no behaviour beyond small properties: the other scheduler modules
+(transitions, lifecycle, gate, table, workers, scheduler) import this one, and it
+imports none of them.
 """
 
 from __future__ import annotations
