@@ -1,7 +1,7 @@
 """The farm subcommands of ``blender -b -c hiptah``: ``merge`` and ``farm-submit``.
 
     blender -b -c hiptah merge --out farm/library farm/shards/
-    blender -b -c hiptah farm-submit prompts.csv --manager http://flamenco:8080 --shared /mnt/farm/batch1
+    blender -b -c hiptah farm-submit prompts.csv --manager http://flamenco:8080 --output-dir /mnt/farm/batch1
 
 Kept apart from ``commands.py`` (which only adds these parsers and dispatches) so
 the farm code stays in its own modules; see docs/farm.md.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-COMMANDS = ("merge",)
+COMMANDS = ("merge", "farm-submit")
 
 
 def add_parsers(sub: Any) -> None:
@@ -30,6 +30,16 @@ def add_parsers(sub: Any) -> None:
                        help="exit 0 even when some rows are missing (they are listed)")
     merge.add_argument("--verbose", action="store_true", help="let Blender's own output through")
 
+    from ..batch.flamenco import add_arguments as add_submit_arguments
+
+    submit = sub.add_parser(
+        "farm-submit",
+        help="submit a batch to a Flamenco Manager as one hiptah-batch job (shards + merge)",
+        description="POST a hiptah-batch job to a Flamenco Manager's REST API and print its id. "
+        "The API key is never sent: workers read HIPTAH_API_KEY from their own environment.",
+    )
+    add_submit_arguments(submit)
+
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "merge":
@@ -37,4 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
         return run_merge(args.out, list(args.folders), allow_incomplete=args.allow_incomplete,
                          quiet=not args.verbose)
-    raise ValueError(f"not a farm command: {args.command}")
+    from ..batch.flamenco import run_submit
+
+    return run_submit(args)
