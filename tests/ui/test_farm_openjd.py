@@ -94,3 +94,25 @@ def test_openjd_run_three_shards_and_merge(installed: Path, ui_sandbox: SandboxS
 
 def sandbox_key_absent(key: str, text: str) -> bool:
     return key not in text
+
+
+def test_farm_submit_from_the_installed_extension(installed: Path, tmp_path: Path) -> None:
+    """``blender -c hiptah farm-submit`` of the installed zip (Python 3.13, Blender's own
+    requests) against the loopback Flamenco Manager of tests/farm."""
+    from tests.farm.flamenco_manager import FakeManager
+
+    proc = blender(installed, "-c", "hiptah", "--help")
+    assert "merge" in proc.stdout and "farm-submit" in proc.stdout, proc.stdout
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a chair\na table\na lamp\n", encoding="utf-8")
+    manager = FakeManager().start(tmp_path)
+    try:
+        proc = blender(installed, "-c", "hiptah", "farm-submit", prompts, "--manager", manager.url,
+                       "--output-dir", "/farm/out", "--shards", "3", "--shard-concurrency", "5", "--plan", "creator")
+    finally:
+        manager.stop()
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (job_id,) = manager.jobs
+    assert job_id in proc.stdout.split()
+    assert len(manager.compiled[job_id]["tasks"]) == 4
+    assert "3 prompt(s) in 3 shard(s)" in proc.stderr
