@@ -151,7 +151,12 @@ def select(rows: Sequence[Row], rows_opt: str | None, shard_opt: str | None) -> 
 
 
 def write_shard_info(out_dir: Path, *, batch_id: str, part: Slice | None, total: int, rows: Sequence[Row]) -> None:
-    """What this output folder holds, for ``merge``: the batch id and the slice of the input."""
+    """What this output folder holds, for ``merge``: the batch id and the slice of the input.
+
+    A shard folder keeps its batch: a different batch id there is refused (two batches'
+    rows would end in one shard library). A whole-input folder just takes the new id:
+    re-running with an extended input file is how rows are added to a batch.
+    """
     info = {
         "version": 1,
         "batch_id": batch_id,
@@ -169,7 +174,7 @@ def write_shard_info(out_dir: Path, *, batch_id: str, part: Slice | None, total:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = None
-    if isinstance(old, dict) and old.get("batch_id") not in (None, batch_id):
+    if part is not None and isinstance(old, dict) and old.get("batch_id") not in (None, batch_id):
         raise ShardError(
             f"{out_dir} holds shard output of batch {old.get('batch_id')!r}, not {batch_id!r}; "
             "use another --out folder for another batch (or the same --batch-id)."

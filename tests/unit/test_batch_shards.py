@@ -122,8 +122,14 @@ def test_merge_refuses_mixed_batches_and_foreign_folders(tmp_path: Path) -> None
 
 def test_a_shard_folder_keeps_its_batch(tmp_path: Path) -> None:
     rows = make_rows(4)
-    write_shard_info(tmp_path, batch_id="one", part=None, total=4, rows=rows)
-    write_shard_info(tmp_path, batch_id="one", part=None, total=4, rows=rows)  # same: fine
+    part = parse_shard("1/2", 4)
+    write_shard_info(tmp_path, batch_id="one", part=part, total=4, rows=rows[:2])
+    write_shard_info(tmp_path, batch_id="one", part=part, total=4, rows=rows[:2])  # same: fine
     with pytest.raises(ShardError, match="another --out folder"):
-        write_shard_info(tmp_path, batch_id="two", part=None, total=4, rows=rows)
+        write_shard_info(tmp_path, batch_id="two", part=part, total=4, rows=rows[:2])
     assert json.loads((tmp_path / "hiptah_shard.json").read_text())["batch_id"] == "one"
+    # A whole-input folder follows its input (an extended file is a new batch id).
+    whole = tmp_path / "whole"
+    write_shard_info(whole, batch_id="one", part=None, total=4, rows=rows)
+    write_shard_info(whole, batch_id="two", part=None, total=5, rows=make_rows(5))
+    assert json.loads((whole / "hiptah_shard.json").read_text())["batch_id"] == "two"
