@@ -147,8 +147,10 @@ def rows_farm(r: dict[str, Any]) -> list[list[str]]:
         model, previews = case.split("/")
         what = f"{c['triangles'] // 1000}k-triangle GLB" if model == "101k" else (
             f"typical sandbox model ({c['triangles'] // 1000}k triangles)")
+        steps = "download, import, preview, library write" if previews == "previews" else (
+            "download, import, library write")
         rows.append(["8", f"one batch process, {what}, {previews.replace('-', ' ')}: jobs/s "
-                          f"(download, import, library write; {r['jobs']} jobs, median of {r['rounds']})",
+                          f"({steps}; {r['jobs']} jobs, median of {r['rounds']})",
                      f"{c['jobs_per_s']:.2f} jobs/s ({c['s_per_job']:.2f} s a job): outgrown at "
                      f"{c['outgrown_at_concurrency']:.0f} concurrent {r['job_seconds']:g} s jobs", "-", "-"])
     return rows
