@@ -198,3 +198,34 @@ def test_shard_killed_and_rerun_costs_no_extra_job(sandbox: SandboxServer, tmp_p
     manifest = json.loads((out / "hiptah_batch_state.json").read_text())["rows"]
     assert {e["status"] for e in manifest.values()} == {"imported"}
     assert {e["job_id"] for e in manifest.values()} == set(after.values())
+
+
+def test_monthly_limit_mid_shard_then_rerun_sends_the_same_keys(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """403 (the plan's month used up) stops a shard with its rows pending; after the limit
+    is lifted a rerun, here or on a worker without the state, finishes with one job per row,
+    every job under the row's derived key."""
+    from hiptah_blender.batch.inputs import load_rows
+    from hiptah_blender.batch.shards import batch_identity, idempotency_key, parse_shard
+
+    sandbox.set_plan(quota=3, used=0)
+    sandbox.set_faults(latency=0.5)
+    src = prompts_file(tmp_path, 12)
+    out = tmp_path / "shard-1"
+    args = (src, "--shard", "1/2", "--out", out, "--concurrency", "2", "--no-render", "--quota-left", "100")
+    first = run(batch_cmd(*args), sandbox)
+    assert first.returncode == 1, first.stdout[-2000:] + first.stderr[-2000:]
+    assert len(sandbox.jobs()) == 3
+    assert any(p["status"] == 403 for p in posts(sandbox))
+
+    sandbox.set_plan(quota=100)
+    again = run(batch_cmd(*args), sandbox)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    elsewhere = run(batch_cmd(src, "--shard", "1/2", "--out", tmp_path / "elsewhere", "--no-render"), sandbox)
+    assert elsewhere.returncode == 0, elsewhere.stderr[-2000:]
+
+    rows = load_rows(str(src))
+    mine = parse_shard("1/2", len(rows)).take(rows)
+    expected = {idempotency_key(batch_identity(rows), row) for row in mine}
+    jobs = sandbox.jobs()
+    assert len(jobs) == 6 and {j["idempotency_key"] for j in jobs} == expected
+    assert sandbox.state()["generations_used"] == 6
