@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
 from bench.proc import run_module  # noqa: E402
 from bench.stats import markdown_table  # noqa: E402
 
-PIECES = ("tick", "detect", "download", "batch", "extension", "import", "ui")
+PIECES = ("tick", "detect", "download", "batch", "extension", "import", "ui", "farm")
 
 # Module and arguments per piece: (full run, --quick run).
 PLAN: dict[str, tuple[str, list[str], list[str]]] = {
@@ -47,6 +47,8 @@ PLAN: dict[str, tuple[str, list[str], list[str]]] = {
     "import": ("bench.import_cost", ["--runs", "7"], ["--runs", "2"]),
     # Needs the UI root (scripts/ui_env.sh); prints why and skips the figure without it.
     "ui": ("bench.ui_responsiveness", ["--rounds", "5"], ["--rounds", "1"]),
+    # Figure 8 (issue 17): where one machine runs out (docs/farm.md).
+    "farm": ("bench.farm_throughput", ["--jobs", "24", "--rounds", "2"], ["--jobs", "6", "--rounds", "1"]),
 }
 
 
@@ -139,6 +141,21 @@ def _pmm(s: dict[str, float] | None, digits: int = 1) -> str:
     return f"{s['median']:.{digits}f} / {s['p99']:.{digits}f} / {s['max']:.{digits}f}"
 
 
+def rows_farm(r: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for case, c in r["cases"].items():
+        model, previews = case.split("/")
+        what = f"{c['triangles'] // 1000}k-triangle GLB" if model == "101k" else (
+            f"typical sandbox model ({c['triangles'] // 1000}k triangles)")
+        steps = "download, import, preview, library write" if previews == "previews" else (
+            "download, import, library write")
+        rows.append(["8", f"one batch process, {what}, {previews.replace('-', ' ')}: jobs/s "
+                          f"({steps}; {r['jobs']} jobs, median of {r['rounds']})",
+                     f"{c['jobs_per_s']:.2f} jobs/s ({c['s_per_job']:.2f} s a job): outgrown at "
+                     f"{c['outgrown_at_concurrency']:.0f} concurrent {r['job_seconds']:g} s jobs", "-", "-"])
+    return rows
+
+
 def rows_ui(r: dict[str, Any]) -> list[list[str]]:
     if "skipped" in r:
         return [["7", "UI responsiveness in a real Blender event loop", f"skipped: {r['skipped']}", "-", "-"]]
@@ -183,6 +200,7 @@ def rows_ui(r: dict[str, Any]) -> list[list[str]]:
 ROWS: dict[str, Callable[[dict[str, Any]], list[list[str]]]] = {
     "tick": rows_tick, "detect": rows_detect, "download": rows_download,
     "batch": rows_batch, "extension": rows_extension, "import": rows_import, "ui": rows_ui,
+    "farm": rows_farm,
 }
 
 

@@ -37,6 +37,8 @@ from .quota import (
     default_concurrency,
     plan_named,
 )
+from .shards import ShardError, batch_identity, idempotency_key, select, write_shard_info
+from .shards import add_arguments as add_shard_arguments
 from .state import BatchLockedError, BatchState, link_rows
 
 if TYPE_CHECKING:
@@ -105,6 +107,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--deadline", type=float, default=600.0, help="seconds each job may take (default 600)")
     p.add_argument("--no-render", action="store_true", help="skip rendering asset previews")
     p.add_argument("--verbose", action="store_true", help="let Blender's importer output through")
+    add_shard_arguments(p)
     return p
 
 
@@ -275,9 +278,10 @@ def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: Stop
     try:
         library, item_factory = open_library(state.library_path, previews=not args.no_render,
                                              quiet=not args.verbose, log=progress.log)
+        batch_id = str(args.batch_id)
         runner = BatchRunner(rows, scheduler, state, concurrency=concurrency, progress=progress,
                              library=library, item_factory=item_factory, receiver=receiver,
-                             should_stop=stop)
+                             should_stop=stop, key_for=lambda row: idempotency_key(batch_id, row))
         runner.prepare()
         result = runner.run()
     finally:
@@ -314,6 +318,16 @@ def run_args(args: argparse.Namespace, open_library: LibraryOpener | None = None
         return EXIT_USAGE
     if args.quota_left is not None and args.quota_left < 0:
         fail("--quota-left cannot be negative")
+    everything = rows
+    try:
+        rows, part = select(everything, getattr(args, "rows", None), getattr(args, "shard", None))
+    except ShardError as exc:
+        fail(str(exc))
+    # Every shard of one input derives the same batch id, so a row's idempotency key does
+    # not depend on which worker (or which state file) sends it: see batch/shards.py.
+    args.batch_id = getattr(args, "batch_id", None) or batch_identity(everything)
+    if part is not None:
+        print(f"{part.label}; batch {args.batch_id}", file=sys.stderr)
     state = BatchState(args.out)
     if args.dry_run:
         return dry_run(rows, args, state)
@@ -321,6 +335,11 @@ def run_args(args: argparse.Namespace, open_library: LibraryOpener | None = None
     previous_handlers = install_signal_handlers(stop)
     try:
         with state.locked():
+            try:
+                write_shard_info(state.out_dir, batch_id=args.batch_id, part=part, total=len(everything),
+                                 rows=rows)
+            except ShardError as exc:
+                fail(str(exc))
             return run(rows, args, state, stop, open_library)
     except BatchLockedError as exc:
         fail(str(exc))

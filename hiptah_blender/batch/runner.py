@@ -90,6 +90,7 @@ class BatchRunner:
         step: float = 0.1,
         should_stop: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        key_for: Callable[[Row], str] | None = None,
     ) -> None:
         self.rows = list(rows)
         self.by_key = {row.key: row for row in self.rows}
@@ -106,6 +107,8 @@ class BatchRunner:
         self.step = step
         self.should_stop = should_stop
         self.clock = clock
+        # The Idempotency-Key for a row's new job (batch.shards.idempotency_key); None: random.
+        self.key_for = key_for
 
         self.records: dict[str, JobRecord] = {}  # row key -> latest snapshot
         self.assets: dict[str, str] = {}  # row key -> library collection name
@@ -192,14 +195,24 @@ class BatchRunner:
         while self.to_feed and waiting < self.concurrency:
             row = self.to_feed.pop(0)
             old = self.records.get(row.key)
-            if old is not None and not old.state.is_active:
+            key = self.key_for(row) if self.key_for is not None else None
+            if old is not None and not old.state.is_active and not (
+                key is not None and not old.job_id and old.idempotency_key == key
+            ):
                 record = self.scheduler.retry(old.local_id)
             else:
+                if old is not None:
+                    # Sent under the derived key and refused or lost: send again under that
+                    # same key (retry() would draw a new one after a refusal, and a worker
+                    # that lost this state file could not know it).
+                    self.scheduler.remove(old.local_id)
+                    self._by_local.pop(old.local_id, None)
                 record = self.scheduler.submit(
                     row.prompt,
                     format=row.format,
                     quality=row.quality,
                     meta={"row_key": row.key, "row_source": row.source},
+                    idempotency_key=key,
                 )
             self._track(row.key, record)
             waiting += 1

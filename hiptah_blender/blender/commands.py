@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from ..client import errors, validation
-from . import monitor, runtime
+from . import farm_commands, monitor, runtime
 from .settings import addon_preferences, read_settings, store_path
 
 if TYPE_CHECKING:
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--check", action="store_true", help="also ask the server whether the key is accepted")
     sub.add_parser("version", help="the extension's, Blender's and Python's versions")
+    farm_commands.add_parsers(sub)  # merge, farm-submit
     return parser
 
 
@@ -139,6 +140,8 @@ def main(argv: list[str]) -> int:
     if args.command == "version":
         print(version_line())
         return EXIT_OK
+    if args.command in farm_commands.COMMANDS:
+        return farm_commands.run(args)
     parser.print_help()
     return EXIT_USAGE
 

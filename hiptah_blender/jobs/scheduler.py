@@ -117,8 +117,12 @@ class Scheduler:
         image_path: str | os.PathLike[str] | None = None,
         callback_url: str | None = None,
         meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> JobRecord:
         """Validate and queue a generation (WAITING). Raises HiptahError subclasses.
+
+        ``idempotency_key``: the caller's own (a farm shard derives it from the batch and
+        row, so a rerun on another worker gets the server's first job); default a uuid4.
 
         Validation is local and cheap: the prompt, format, quality and callback URL
         as the request model checks them, and the image's type from its first bytes.
@@ -146,6 +150,8 @@ class Scheduler:
                 created_at=self._wall(),
                 meta=dict(meta or {}),
             )
+            if idempotency_key:
+                record.idempotency_key = idempotency_key
             record.note("queued", at=record.created_at)
             self._t.records[record.local_id] = record
             rt = Runtime(seq=next(self._seqs))

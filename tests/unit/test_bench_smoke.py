@@ -98,3 +98,13 @@ def test_ui_piece_runs() -> None:
     assert result["imported"] == result["jobs"]
     assert all(_finite(result[w]["gaps"]["p99"]) for w in ("baseline", "listed", "load"))
     assert len(bench_cli.rows_ui(result)) >= 3
+
+
+@pytest.mark.slow
+def test_farm_piece_runs() -> None:
+    result = run_module("bench.farm_throughput", ["--jobs", "2", "--rounds", "1", "--triangles", "20000"],
+                        timeout=600)
+    assert set(result["cases"]) == {"typical/no-previews", "typical/previews", "101k/no-previews", "101k/previews"}
+    for case in result["cases"].values():
+        assert _finite(case["jobs_per_s"]) and _finite(case["outgrown_at_concurrency"])
+    assert len(bench_cli.rows_farm(result)) == 4
