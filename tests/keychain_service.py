@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGES = ("gnome-keyring", "dbus")
@@ -47,7 +48,9 @@ class SecretService:
     """gnome-keyring-daemon (secrets component, foreground) as the only child of
     dbus-run-session; ``address`` is the session bus to put in DBUS_SESSION_BUS_ADDRESS."""
 
-    def __init__(self, workdir: Path, timeout: float = 30.0) -> None:
+    def __init__(self, workdir: Path, timeout: float = 30.0, wrap: Callable[..., list[str]] | None = None) -> None:
+        """``wrap`` turns the command line into one that runs elsewhere, e.g. inside the
+        GUI suite's Debian root (gui.session.inside); ``workdir`` must be visible there."""
         self.dir = workdir
         home = workdir / "home"
         runtime = workdir / "run"
@@ -65,9 +68,11 @@ class SecretService:
             "XDG_RUNTIME_DIR": str(runtime),
             "XDG_DATA_HOME": str(home / ".local" / "share"),
             "W": str(workdir),
+            **{k: os.environ[k] for k in ("HIPTAH_UI_ROOT",) if k in os.environ},  # for ``wrap``
         }
         self.log = (workdir / "daemon.log").open("wb")
-        self.proc = subprocess.Popen(["dbus-run-session", "--", "sh", "-c", script], env=env,
+        argv = ["dbus-run-session", "--", "sh", "-c", script]
+        self.proc = subprocess.Popen(wrap(*argv) if wrap else argv, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         addr_file, pid_file = workdir / "address", workdir / "pid"
@@ -85,7 +90,8 @@ class SecretService:
             time.sleep(0.05)
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.dir / "daemon.log").read_text(encoding="utf-8", errors="replace")[-2000:]
 
     def _owned(self) -> bool:

@@ -104,6 +104,20 @@ def _empty_now(prefs: Any) -> None:
     state = get_keychain().state()
     if key and state.available and state.key == key and not state.busy:
         prefs.api_key = ""  # the update callback sees "" and does nothing
+        _forget_on_disk()
+
+
+def _forget_on_disk() -> None:
+    """userpref.blend may still hold the key: with auto-save on, save the preferences now;
+    otherwise mark them changed so Blender offers to save them. Headless Blender never
+    writes userpref.blend by itself, so it is left alone (the next UI session does this)."""
+    if bpy.app.background:
+        return
+    preferences = bpy.context.preferences
+    if preferences.use_preferences_save:
+        bpy.ops.wm.save_userpref()
+    else:
+        preferences.is_dirty = True
 
 
 def key_edited(key: str) -> None:
