@@ -114,6 +114,8 @@ def _forget_on_disk() -> None:
     if bpy.app.background:
         return
     preferences = bpy.context.preferences
+    if preferences is None:
+        return
     if preferences.use_preferences_save:
         bpy.ops.wm.save_userpref()
     else:
