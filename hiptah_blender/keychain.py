@@ -15,6 +15,7 @@ The key is never in a state's repr, a status line or an exception text.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from .client.errors import redact, register_secret
 SERVICE = "HiPtah for Blender"
 USERNAME = "api_key"
 DEFAULT_TIMEOUT = 4.0  # seconds; a healthy keychain answers in milliseconds
+# Importing keyring (and SecretStorage, cryptography) reads only local files but can take
+# seconds on a loaded machine; that is waited for apart, so the timeout bounds the keychain.
+IMPORT_TIMEOUT = 60.0
 
 # keyring's placeholders when no real store is usable: "no keychain found".
 _NO_STORE_MODULES = ("keyring.backends.fail", "keyring.backends.null")
@@ -77,19 +81,31 @@ def _describe(exc: BaseException) -> str:
     return redact(f"{name}: {text}" if text else name)[:200]
 
 
-class _Call:
-    """One keychain operation on its own daemon thread."""
+def import_keyring() -> None:
+    """keyring's modules, without choosing a backend (that is what may block)."""
+    import keyring  # noqa: F401
 
-    def __init__(self, fn: Callable[[], KeychainState]) -> None:
+
+class _Call:
+    """One keychain operation on its own daemon thread; ``ready`` once keyring is imported."""
+
+    def __init__(self, fn: Callable[[], KeychainState], prepare: Callable[[], None] | None) -> None:
+        self.ready = threading.Event()
         self.done = threading.Event()
         self.result: KeychainState | None = None
         self._fn = fn
+        self._prepare = prepare
         self.thread = threading.Thread(target=self._run, name="hiptah-keychain", daemon=True)
 
     def _run(self) -> None:
         try:
+            if self._prepare is not None:
+                with contextlib.suppress(Exception):  # the operation itself reports a failure
+                    self._prepare()
+            self.ready.set()
             self.result = self._fn()
         finally:
+            self.ready.set()
             self.done.set()
 
 
@@ -106,6 +122,7 @@ class Keychain:
         self.username = username
         self.timeout = timeout
         self._backend = backend or default_backend
+        self._prepare = import_keyring if backend is None else None
         self._lock = threading.Lock()
         self._state = KeychainState()
         self._call: _Call | None = None
@@ -128,7 +145,8 @@ class Keychain:
     # ------------------------------------------------------------------ calls
     def load(self, wait: float = 0.0) -> KeychainState:
         """Read the stored key (starting a read unless one is running); wait at most
-        ``min(wait, timeout)`` seconds for the answer. Returns the state then."""
+        ``min(wait, timeout)`` seconds for the answer, after keyring's import (the first
+        call only). Returns the state then."""
         return self._start("read", self._read, wait)
 
     def store(self, key: str, wait: float = 0.0) -> KeychainState:
@@ -151,12 +169,14 @@ class Keychain:
                     return self._busy_state()
                 call = running  # the same request is already on its way: wait for that one
             else:
-                call = _Call(lambda: self._finish(fn))
+                call = _Call(lambda: self._finish(fn), self._prepare)
                 self._call, self._kind = call, kind
                 self._store_key_hash = hash(key) if key is not None else None
                 call.thread.start()
-        if wait > 0 and not call.done.wait(min(wait, self.timeout)):
-            self._timed_out()
+        if wait > 0:
+            call.ready.wait(IMPORT_TIMEOUT)
+            if not call.done.wait(min(wait, self.timeout)):
+                self._timed_out()
         return self.state()
 
     def _busy_state(self) -> KeychainState:

@@ -27,7 +27,9 @@ KEY = "hp_live_0123456789abcdefKEYCHAIN"
 class MemoryKeyring(KeyringBackend):
     """A working store (as Credential Manager or the macOS Keychain would be)."""
 
-    priority = 1  # type: ignore[assignment]
+    # Every KeyringBackend subclass joins keyring's own detection in this process; below zero,
+    # keyring never picks these (nor chains them) by itself: only set_keyring() does.
+    priority = -1  # type: ignore[assignment]
 
     def __init__(self) -> None:
         super().__init__()
