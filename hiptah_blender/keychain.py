@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,7 @@ class _Call:
 
     def __init__(self, fn: Callable[[], KeychainState], prepare: Callable[[], None] | None) -> None:
         self.ready = threading.Event()
+        self.ready_at = 0.0  # time.monotonic() when keyring was imported and the call began
         self.done = threading.Event()
         self.result: KeychainState | None = None
         self._fn = fn
@@ -102,6 +104,7 @@ class _Call:
             if self._prepare is not None:
                 with contextlib.suppress(Exception):  # the operation itself reports a failure
                     self._prepare()
+            self.ready_at = time.monotonic()
             self.ready.set()
             self.result = self._fn()
         finally:
@@ -131,10 +134,17 @@ class Keychain:
 
     # ------------------------------------------------------------------ state
     def state(self) -> KeychainState:
+        """The last answer; a call running past the timeout reads as "did not answer"
+        (also when nobody waited for it: the UI never does)."""
         with self._lock:
-            busy = self._call is not None and not self._call.done.is_set()
-            return KeychainState(self._state.available, self._state.key, self._state.backend,
-                                 self._state.problem, busy)
+            call = self._call
+            busy = call is not None and not call.done.is_set()
+            st = self._state
+            if busy and call is not None and call.ready.is_set() and not st.problem \
+                    and time.monotonic() - call.ready_at > self.timeout:
+                return KeychainState(st.available if st.available is not None else False, st.key, st.backend,
+                                     f"the system keychain did not answer within {self.timeout:g} s", True)
+            return KeychainState(st.available, st.key, st.backend, st.problem, busy)
 
     def storing(self, key: str) -> bool:
         """Whether a store of exactly ``key`` is running now."""

@@ -152,7 +152,8 @@ def _watch() -> float | None:
     if choice.move_done:
         _empty_now(prefs)
     _redraw_preferences()
-    return _POLL if get_keychain().state().busy else None
+    state = get_keychain().state()
+    return _POLL if state.busy and not state.problem else None  # a stuck call: stop watching
 
 
 def _redraw_preferences() -> None:

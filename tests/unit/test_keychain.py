@@ -197,10 +197,13 @@ def test_hanging_daemon_is_bounded_and_never_piles_up_threads() -> None:
 
 def test_no_wait_returns_at_once() -> None:
     store = HangingKeyring()
-    chain = keychain.Keychain(timeout=5, backend=lambda: store)
+    chain = keychain.Keychain(timeout=1, backend=lambda: store)
     started = time.monotonic()
     state = chain.load()  # the UI path: never waits
     assert time.monotonic() - started < 0.1 and state.busy and state.available is None
+    time.sleep(1.2)  # nobody waits (the UI): past the timeout the state says it is not answering
+    late = chain.state()
+    assert late.busy and late.available is False and "did not answer within 1 s" in late.problem
     store.release.set()
     assert chain.load(wait=5).available is True
 
