@@ -133,10 +133,10 @@ def key_edited(key: str) -> None:
         return  # read_settings() moves it, waiting at most the keychain timeout
     chain = get_keychain()
     state = chain.state()
-    if state.available is None:
-        chain.load()
-    elif state.available:
+    if state.available:
         chain.store(key)
+    elif not state.busy:  # never asked, or it failed before: ask again (a fresh paste, a fresh try)
+        chain.load()
     if not bpy.app.timers.is_registered(_watch):
         bpy.app.timers.register(_watch, first_interval=_POLL)
 
