@@ -117,6 +117,7 @@ def child_enable(module: str) -> dict[str, Any]:
         "new_modules": len(new),
         "pydantic": loaded("pydantic"),
         "requests": loaded("requests"),
+        "keyring": loaded("keyring"),  # the keychain is reached at first use, never at enable
         "requests_before": "requests" in before,
     }
 
@@ -217,6 +218,7 @@ def measure(runs: int) -> dict[str, Any]:
             "bpy_import_ms": median([r["bpy_import_ms"] for r in full + mini]),
             "pydantic_at_enable": any(r["pydantic"] for r in full),
             "requests_at_enable": any(r["requests"] for r in full),
+            "keyring_at_enable": any(r["keyring"] for r in full),
             "requests_loaded_before": any(r["requests_before"] for r in full),
             "new_modules": median([float(r["new_modules"]) for r in full]),
             "minimal_new_modules": median([float(r["new_modules"]) for r in mini]),

@@ -123,9 +123,10 @@ def rows_extension(r: dict[str, Any]) -> list[list[str]]:
          f"{r['cold_enable_ms']:.0f} ms = +{r['cold_extra_ms']:.0f} ms", "-", "-"],
         ["5", "module import at enable (add-on vs minimal)",
          f"{r['import_ms']:.0f} vs {r['minimal_import_ms']:.1f} ms", "-", "-"],
-        ["5", "pydantic / requests imported by enable",
-         f"{'yes' if r['pydantic_at_enable'] else 'no'} / {'yes' if r['requests_at_enable'] else 'no'}",
-         "no / no", yes(not r["pydantic_at_enable"] and not r["requests_at_enable"])],
+        ["5", "pydantic / requests / keyring imported by enable",
+         " / ".join("yes" if r.get(f"{m}_at_enable") else "no" for m in ("pydantic", "requests", "keyring")),
+         "no / no / no",
+         yes(not any(r.get(f"{m}_at_enable") for m in ("pydantic", "requests", "keyring")))],
     ]
 
 

@@ -39,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.markers import InvalidMarker, Marker  # pip's own dependency, in every venv here
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_repo import (  # the sibling module, also when this runs as a script
     PYTHON_VERSIONS,
@@ -105,18 +107,45 @@ def manifest_version(path: Path = MANIFEST) -> str:
 
 
 def read_requirements(path: Path = REQUIREMENTS) -> list[str]:
-    """The pinned ``name==version`` lines (comments and blanks dropped)."""
+    """The pinned ``name==version`` lines, each with its environment marker if any
+    (``name==version ; sys_platform == "linux"``); comments and blanks dropped."""
     reqs: list[str] = []
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+", line):
+        pin, _, marker = (part.strip() for part in line.partition(";"))
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+", pin):
             raise BuildError(f"{path}: every line must be an exact pin name==version, got {line!r}")
-        reqs.append(line)
+        if marker:
+            try:
+                Marker(marker)
+            except InvalidMarker as exc:
+                raise BuildError(f"{path}: bad environment marker in {line!r}: {exc}") from exc
+        reqs.append(f"{pin} ; {marker}" if marker else pin)
     if not reqs:
         raise BuildError(f"{path}: no requirements")
     return reqs
+
+
+# What a wheel's environment markers see on each platform family (keyring's dependencies
+# differ: SecretStorage on Linux, pywin32-ctypes on Windows; importlib_metadata below 3.12).
+_MARKER_PLATFORM = {"windows": ("win32", "Windows", "nt"), "macos": ("darwin", "Darwin", "posix"),
+                    "linux": ("linux", "Linux", "posix")}
+
+
+def applicable(requirements: Sequence[str], platform: Platform, python: str) -> list[str]:
+    """The ``name==version`` pins whose marker holds for ``platform`` and CPython ``python``."""
+    sys_platform, system, os_name = _MARKER_PLATFORM[platform.name.split("-")[0]]
+    env = {"sys_platform": sys_platform, "platform_system": system, "os_name": os_name,
+           "python_version": python, "python_full_version": f"{python}.0",
+           "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    out = []
+    for req in requirements:
+        pin, _, marker = (part.strip() for part in req.partition(";"))
+        if not marker or Marker(marker).evaluate(env):
+            out.append(pin)
+    return out
 
 
 def normalize_name(name: str) -> str:
@@ -252,7 +281,7 @@ def fetch_wheels(platforms: Sequence[Platform], requirements: Sequence[str], cac
     found: dict[tuple[str, str], list[Path]] = {}
     missing: list[tuple[Platform, str]] = []
     for platform, python in targets:
-        cached = cache.lookup(cache_key(platform, python, requirements))
+        cached = cache.lookup(cache_key(platform, python, applicable(requirements, platform, python)))
         if cached is not None:
             found[platform.name, python] = cached
         elif offline:
@@ -270,7 +299,7 @@ def fetch_wheels(platforms: Sequence[Platform], requirements: Sequence[str], cac
             dest = Path(tmp) / f"{platform.name}-{python}"
             if log:
                 print(f"  pip download: {platform.name} / CPython {python}", flush=True)
-            pip_download(platform, python, requirements, dest)
+            pip_download(platform, python, applicable(requirements, platform, python), dest)
             return dest
 
         # pip runs are network-bound: a few at once cut a cold build from ~50 s to ~15 s.
@@ -280,7 +309,8 @@ def fetch_wheels(platforms: Sequence[Platform], requirements: Sequence[str], cac
                 try:
                     dest = future.result()
                     downloaded = sorted(dest.glob("*.whl"))
-                    check_wheel_set(downloaded, requirements, f"{platform.name} / CPython {python}")
+                    check_wheel_set(downloaded, applicable(requirements, platform, python),
+                                    f"{platform.name} / CPython {python}")
                 except BuildError as exc:
                     if platform.required:
                         raise
@@ -288,7 +318,7 @@ def fetch_wheels(platforms: Sequence[Platform], requirements: Sequence[str], cac
                     continue
                 # Stored from this thread only: the cache index is not thread-safe.
                 found[platform.name, python] = cache.store(
-                    cache_key(platform, python, requirements), downloaded)
+                    cache_key(platform, python, applicable(requirements, platform, python)), downloaded)
                 result.downloads += 1
 
     for platform in platforms:
@@ -298,7 +328,8 @@ def fetch_wheels(platforms: Sequence[Platform], requirements: Sequence[str], cac
         files: list[Path] = []
         for python in PYTHON_VERSIONS:
             cached = found[platform.name, python]
-            check_wheel_set(cached, requirements, f"{platform.name} / CPython {python} (cache)")
+            check_wheel_set(cached, applicable(requirements, platform, python),
+                            f"{platform.name} / CPython {python} (cache)")
             files.extend(cached)
         # Pure wheels (py3-none-any) are the same file for both Pythons: keep one.
         result.wheels[platform.name] = sorted(set(files))
@@ -428,26 +459,35 @@ def build(*, platforms: Sequence[str], output: Path, stage_dir: Path, cache_dir:
     for variant in variants(manifest_min):
         chosen = {name: [w for w in fetched.wheels[name] if wheel_python(w.name) in (None, *variant.pythons)]
                   for name in built_platforms}
-        vstage = stage_dir.with_name(stage_dir.name + variant.suffix)
-        stage(vstage, sorted({w for ws in chosen.values() for w in ws}), built_platforms, variant)
         low = variant.blender_min or manifest_min
         span = f"{low} to < {variant.blender_max}" if variant.blender_max else f"{low}+"
-        # Every variant's blender_ext output has the same name: build aside, then rename.
-        with tempfile.TemporaryDirectory(prefix=".build-", dir=output) as tmp:
-            run_blender_ext(tool, "build", "--split-platforms",
-                            "--source-dir", str(vstage), "--output-dir", tmp)
-            for name in built_platforms:
-                built = Path(tmp) / zip_name(ext_id, version, name)
-                if not built.is_file():
-                    raise BuildError(f"blender_ext did not write {built.name}")
-                path = output / zip_name(ext_id, version, name, variant.suffix)
-                os.replace(built, path)
-                run_blender_ext(tool, "validate", str(path))
-                wheels = zip_wheels(path)
-                expected = sorted(f"wheels/{w.name}" for w in chosen[name])
-                if wheels != expected:  # blender_ext filters by platform tag; make sure it matches ours
-                    raise BuildError(f"{path.name}: wheels {wheels} differ from the expected {expected}")
-                zips.append(BuiltZip(path, name, path.stat().st_size, wheels, span))
+        # blender_ext puts every pure ("any") wheel into every platform's zip, so platforms
+        # whose pure wheels differ (keyring's: SecretStorage/jeepney on Linux, pywin32-ctypes
+        # on Windows) are staged and built apart: each zip carries only what its platform needs.
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for name in built_platforms:
+            pure = tuple(sorted(w.name for w in chosen[name] if w.name.endswith("-none-any.whl")))
+            groups.setdefault(pure, []).append(name)
+        for members in groups.values():
+            label = "" if len(groups) == 1 else "-" + "+".join(dict.fromkeys(n.split("-")[0] for n in members))
+            vstage = stage_dir.with_name(stage_dir.name + variant.suffix + label)
+            stage(vstage, sorted({w for n in members for w in chosen[n]}), members, variant)
+            # Every variant's blender_ext output has the same name: build aside, then rename.
+            with tempfile.TemporaryDirectory(prefix=".build-", dir=output) as tmp:
+                run_blender_ext(tool, "build", "--split-platforms",
+                                "--source-dir", str(vstage), "--output-dir", tmp)
+                for name in members:
+                    built = Path(tmp) / zip_name(ext_id, version, name)
+                    if not built.is_file():
+                        raise BuildError(f"blender_ext did not write {built.name}")
+                    path = output / zip_name(ext_id, version, name, variant.suffix)
+                    os.replace(built, path)
+                    run_blender_ext(tool, "validate", str(path))
+                    wheels = zip_wheels(path)
+                    expected = sorted(f"wheels/{w.name}" for w in chosen[name])
+                    if wheels != expected:  # blender_ext filters by platform tag; make sure it matches ours
+                        raise BuildError(f"{path.name}: wheels {wheels} differ from the expected {expected}")
+                    zips.append(BuiltZip(path, name, path.stat().st_size, wheels, span))
     return zips, fetched
 
 

@@ -14,6 +14,9 @@
 #                    installed once (~1 GB) per version, not twice
 #   SKIP_BLENDER_VENVS=1 skips the .venv-bpyNN ones (e.g. for a quick unit-test setup).
 #   node_modules     gltf-validator (Khronos glTF validator) from package.json
+#   gnome-keyring, dbus  Debian packages for the keychain tests (a real Secret Service under
+#                    dbus-run-session); installed with apt-get when missing and run as root,
+#                    else those tests install them themselves or skip with the reason
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +40,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+    && ! { command -v gnome-keyring-daemon && command -v dbus-run-session; } >/dev/null 2>&1; then
+  echo "setup: installing gnome-keyring and dbus (apt-get) for the keychain tests"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnome-keyring dbus >/dev/null \
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+         apt-get install -y -q --no-install-recommends gnome-keyring dbus >/dev/null; }
+fi
+
 if [ -f package.json ] && command -v npm >/dev/null 2>&1; then
   nstamp=node_modules/.package.sha256
   nwant=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -d' ' -f1)
@@ -55,7 +66,7 @@ if [ "${SKIP_BLENDER_VENVS:-0}" != 1 ]; then
   grep -v -E '^[[:space:]]*(#|$|bpy==)' requirements-blender.txt > "$constraints"
   dev_bpy=$(grep -E '^bpy==' requirements-dev.txt)
   # What tests/blender imports besides bpy; versions come from requirements-dev.txt.
-  tools="pytest pytest-timeout pydantic hypothesis psutil pillow trimesh networkx lxml"
+  tools="pytest pytest-timeout pydantic hypothesis psutil pillow trimesh networkx lxml keyring SecretStorage jeepney"
   for pin in $(grep -E '^bpy==' requirements-blender.txt); do
     ver=${pin#bpy==}
     major=${ver%%.*}; rest=${ver#*.}; minor=${rest%%.*}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real-Blender-with-UI environment: a Debian trixie root holding Debian's Blender
-# 4.3.2 (Python 3.13), Xvfb, xdotool and ImageMagick, cached in .cache/ui-root.
+# 4.3.2 (Python 3.13), Xvfb, xdotool, ImageMagick, gnome-keyring and dbus, cached in
+# .cache/ui-root.
 #
 #   bash scripts/ui_env.sh             build the root if needed (idempotent: a stamp holds
 #                                      the hash of the package list; a second run does nothing)
@@ -18,7 +19,8 @@ cd "$(dirname "$0")/.."
 project=$PWD
 root=${HIPTAH_UI_ROOT:-$project/.cache/ui-root}
 suite=trixie
-packages="blender xvfb xdotool imagemagick libgl1-mesa-dri python3-numpy python3-requests ca-certificates fonts-dejavu-core"
+# gnome-keyring + dbus: a real Secret Service for the keychain scenario (tests/ui/test_keychain.py).
+packages="blender xvfb xdotool imagemagick libgl1-mesa-dri python3-numpy python3-requests ca-certificates fonts-dejavu-core gnome-keyring dbus"
 want=$(echo "v2 $suite $packages" | sha256sum | cut -d' ' -f1)
 stamp=$root/.hiptah-ui-root.sha256
 

@@ -18,6 +18,11 @@ if str(ROOT) not in sys.path:
 if not os.environ.get("BLENDER_USER_RESOURCES"):
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="hiptah-bur-")
 
+# No test may reach the developer's real keychain: keyring's "no keychain" backend for
+# every test and every Blender they start, unless a test picks another (the keychain
+# tests start their own Secret Service, tests/keychain_service.py).
+os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+
 pytest_plugins = ["tests.fixtures_sandbox"]
 
 

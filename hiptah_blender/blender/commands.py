@@ -10,7 +10,8 @@ Registered with ``bpy.utils.register_cli_command`` (Blender 4.2+) while the add-
 is enabled, so anyone who installed the extension can run a batch without this
 repository. Registering costs nothing: the batch modules (and pydantic, requests)
 are imported only when a command runs. Settings not given as options come from the
-add-on's preferences, overlaid by ``HIPTAH_API_KEY`` / ``HIPTAH_BASE_URL``.
+add-on's preferences (the key from the system keychain when there is one), overlaid by
+``HIPTAH_API_KEY`` / ``HIPTAH_BASE_URL``; each command says where its key came from.
 
 Exit status: 0 success; 1 a job or row failed; 2 bad options, input or settings
 (argparse's own usage errors are 2 too); 130/143 interrupted (batch: state saved).
@@ -159,6 +160,8 @@ def batch_defaults() -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     if settings.api_key:
         defaults["api_key"] = settings.api_key
+        # To say where the key came from (never the key): a hash tells an --api-key apart.
+        defaults["api_key_default"] = (hash(settings.api_key), settings.api_key_status)
     if not settings.base_url_error:
         defaults["base_url"] = settings.base_url
     prefs = addon_preferences()
@@ -180,6 +183,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    default = getattr(args, "api_key_default", None)
+    if args.api_key and default is not None and hash(args.api_key) == default[0]:
+        print(f"batch: API key {default[1]}", file=sys.stderr)
+    elif args.api_key:
+        print("batch: API key from the --api-key option", file=sys.stderr)
     from .batch_library import open_library
 
     with _no_history_resume():
@@ -213,6 +221,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         options["quality"] = args.quality
     if args.image:
         options["image_path"] = os.path.abspath(args.image)
+    settings = read_settings()
+    if settings.api_key:
+        print(f"generate: API key {settings.api_key_status}", file=sys.stderr)
     try:
         # Blender prints the operator's reports itself; an ERROR report raises here.
         result = bpy.ops.hiptah.generate(**options)  # type: ignore[attr-defined]
@@ -246,6 +257,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"base URL:      {settings.base_url}{' (sandbox)' if settings.is_sandbox else ''}"
           f"{' [HIPTAH_BASE_URL]' if settings.base_url_from_env else ''}")
     print(f"API key:       {key}{' [HIPTAH_API_KEY]' if settings.api_key_from_env else ''}")
+    print(f"key lives:     {settings.api_key_status or 'none'}")
     print(f"online access: {'on' if settings.online_access else 'off'}")
     print(f"jobs at once:  {settings.max_concurrent}")
     print(f"models folder: {settings.download_dir}")

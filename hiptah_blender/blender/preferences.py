@@ -31,10 +31,13 @@ QUALITY_ITEMS = [
 
 
 def _registered_key(self: Any, context: Any) -> None:
-    # Register the new key as a secret at once, so no report can echo it.
+    # Register the new key as a secret at once, so no report can echo it; then move it
+    # into the system keychain (off the main thread; the field empties once it is there).
     from ..client.errors import register_secret
+    from . import key_store
 
     register_secret(str(self.api_key).strip())
+    key_store.key_edited(str(self.api_key))
 
 
 class HiptahPreferences(bpy.types.AddonPreferences):
@@ -43,7 +46,8 @@ class HiptahPreferences(bpy.types.AddonPreferences):
     api_key: StringProperty(
         name="API Key",
         description="Your HiPtah API key (HiPtah dashboard > Settings > API Keys). "
-        "Stored in Blender's preferences, never in .blend files; HIPTAH_API_KEY overrides it",
+        "Moved into the system keychain when there is one, else kept in Blender's preferences; "
+        "never in .blend files. HIPTAH_API_KEY overrides it",
         subtype="PASSWORD",
         update=_registered_key,
     )
@@ -134,6 +138,9 @@ class HiptahPreferences(bpy.types.AddonPreferences):
         row.prop(self, "api_key")
         if settings.api_key_from_env:
             box.label(text=f"Using the key from {ENV_API_KEY}", icon="INFO")
+        elif settings.api_key_status:
+            box.label(text=f"Key: {settings.api_key_status}",
+                      icon="LOCKED" if settings.api_key_source == "keychain" else "INFO")
         row = box.row()
         row.enabled = not settings.base_url_from_env
         row.prop(self, "base_url")

@@ -16,9 +16,9 @@ import bpy
 
 from ..client import errors, validation
 
-# The add-on's module name: "hiptah_blender" from the repository,
-# "bl_ext.user_default.hiptah_blender" when installed as an extension.
-ADDON_ID: str = (__package__ or "hiptah_blender.blender").rpartition(".")[0]
+# Re-exported: callers keep importing them from here.
+from .addon_prefs import ADDON_ID as ADDON_ID
+from .addon_prefs import addon_preferences as addon_preferences
 
 ENV_API_KEY = "HIPTAH_API_KEY"
 ENV_BASE_URL = "HIPTAH_BASE_URL"
@@ -37,6 +37,8 @@ def online_access_exempt(base_url: str) -> bool:
 class Settings:
     api_key: str = ""
     api_key_from_env: bool = False
+    api_key_source: str = ""  # "environment", "keychain", "preferences" or "" (none)
+    api_key_status: str = ""  # where the key lives, e.g. "in the system keychain (...)"
     base_url: str = validation.DEFAULT_BASE_URL
     base_url_from_env: bool = False
     base_url_error: str | None = None  # why base_url is unusable, None when fine
@@ -79,17 +81,6 @@ class Settings:
             raise problem
 
 
-def addon_preferences(context: Any = None) -> Any:
-    """The add-on's preferences (a ``preferences.HiptahPreferences``), or None when it is
-    registered without being enabled through addon_utils (then defaults + environment
-    apply). Typed Any: preferences.py imports this module, never the other way round."""
-    prefs = (context or bpy.context).preferences
-    if prefs is None:
-        return None
-    addon = prefs.addons.get(ADDON_ID)
-    return addon.preferences if addon is not None else None
-
-
 def user_dir(*parts: str, create: bool = True) -> str:
     """A writable per-user folder for this add-on, created when missing (unless ``create``
     is False: for display in draw code, which must not touch the disk).
@@ -122,6 +113,19 @@ def store_path() -> str:
     return os.path.join(user_dir(), "jobs.json")
 
 
+def _stored_key(prefs: Any) -> dict[str, Any]:
+    """The key from the system keychain or the preferences (key_store.py decides); headless
+    Blender waits for the keychain at most its timeout, the UI never waits."""
+    from . import key_store
+
+    pref_key = str(prefs.api_key).strip() if prefs is not None else ""
+    wait = key_store.get_keychain().timeout if bpy.app.background else 0.0
+    choice = key_store.choose(pref_key, wait=wait)
+    if choice.move_done and prefs is not None:
+        key_store.empty_field(prefs)
+    return {"api_key": choice.key, "api_key_source": choice.source, "api_key_status": choice.status}
+
+
 def read_settings(context: Any = None) -> Settings:
     """The effective settings now. Registers the key as a secret so no error or report
     can ever echo it."""
@@ -130,7 +134,6 @@ def read_settings(context: Any = None) -> Settings:
     if prefs is not None:
         plan = str(prefs.plan)
         values.update(
-            api_key=str(prefs.api_key).strip(),
             base_url=str(prefs.base_url).strip() or validation.DEFAULT_BASE_URL,
             max_concurrent=PLAN_LIMITS.get(plan, max(1, int(prefs.concurrent_limit))),
             plan=plan,
@@ -146,8 +149,10 @@ def read_settings(context: Any = None) -> Settings:
         )
     env_key = os.environ.get(ENV_API_KEY, "").strip()
     if env_key:
-        values["api_key"] = env_key
-        values["api_key_from_env"] = True
+        values.update(api_key=env_key, api_key_from_env=True, api_key_source="environment",
+                      api_key_status=f"from {ENV_API_KEY} (it overrides the keychain and the preferences)")
+    else:
+        values.update(_stored_key(prefs))
     env_url = os.environ.get(ENV_BASE_URL, "").strip()
     if env_url:
         values["base_url"] = env_url

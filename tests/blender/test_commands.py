@@ -37,7 +37,8 @@ def test_registered_while_enabled_and_help(addon: Addon, capsys: pytest.CaptureF
 
 
 def test_batch_takes_key_and_url_from_the_preferences(addon: Addon, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("HIPTAH_API_KEY")
     monkeypatch.delenv("HIPTAH_BASE_URL")
     addon.prefs.api_key = addon.sandbox.api_key
@@ -58,6 +59,10 @@ def test_batch_takes_key_and_url_from_the_preferences(addon: Addon, tmp_path: Pa
     out = tmp_path / "out"
     code = commands().execute(["batch", str(prompts), "--out", str(out), "--no-render", "--quality", "draft"])
     assert code == 0
+    # It says where the key came from (tests/conftest.py leaves keyring no keychain), never the key.
+    err = capsys.readouterr().err
+    assert "batch: API key in Blender's preferences: no keychain found" in err
+    assert addon.sandbox.api_key not in err
     assert sorted(j["prompt"] for j in addon.sandbox.jobs()) == ["a brass key", "a stone pillar"]
     assert (out / "hiptah_assets.blend").is_file()
     assert runtime.peek() is None  # the history was not resumed

@@ -6,7 +6,7 @@ Run by tests/install/test_install_zip.py in a fresh interpreter of a bare bpy ve
     python -I blender_install_check.py ZIP PROMPT [full|refuse]
 
 with BLENDER_USER_RESOURCES (a temp dir), HIPTAH_BASE_URL and HIPTAH_API_KEY in the
-environment. It records facts rather than asserting, so the test reports every
+environment, and DBUS_SESSION_BUS_ADDRESS when a Secret Service is up for the keychain step. It records facts rather than asserting, so the test reports every
 step; the last stdout line is ``HIPTAH_RESULT=<json>``. Mode ``refuse`` only tries the
 install (for a Blender the archive does not admit) and reports what is left.
 """
@@ -97,6 +97,30 @@ def main(zip_path: str, prompt: str, mode: str = "full") -> dict[str, Any]:
         }
 
     facts["generate"] = step("generate", generate)
+
+    def keychain() -> dict[str, Any]:
+        """The bundled keyring (and on Linux SecretStorage/jeepney/cryptography) loads from the
+        extension's wheels and keeps a key pasted in the preferences in the Secret Service."""
+        import cryptography
+        import keyring
+        import secretstorage
+
+        settings = sys.modules[f"{MODULE}.blender.settings"]
+        key = "hp_install_check_Kc0123456789abcdef"
+        env_key = os.environ.pop("HIPTAH_API_KEY", None)
+        try:
+            prefs.addons[MODULE].preferences.api_key = key
+            s = settings.read_settings()
+            field = prefs.addons[MODULE].preferences.api_key
+            return {"files": [m.__file__ for m in (keyring, secretstorage, cryptography)],
+                    "backend": type(keyring.get_keyring()).__module__, "source": s.api_key_source,
+                    "status": s.api_key_status, "same_key": s.api_key == key, "field_emptied": field == ""}
+        finally:
+            if env_key is not None:
+                os.environ["HIPTAH_API_KEY"] = env_key
+
+    if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        facts["keychain"] = step("keychain", keychain)
     facts["user_dir_exists"] = os.path.isdir(user_dir)
 
     step("disable", lambda: bpy.ops.preferences.addon_disable(module=MODULE))

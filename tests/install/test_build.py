@@ -28,7 +28,10 @@ from .conftest import (
 
 pytestmark = pytest.mark.install
 
-PURE = {"pydantic", "typing_extensions", "annotated_types", "typing_inspection"}
+# Binary wheels; every other pin is pure (py3-none-any). Each zip holds the pure wheels its
+# platform's markers select (jeepney on Linux, pywin32-ctypes on Windows), for either Python.
+BINARY = {"pydantic_core", "cryptography", "cffi"}
+LINUX_ONLY_BINARY = {"cryptography", "cffi"}  # SecretStorage's crypto, for the Secret Service
 # The platform tag each zip's pydantic_core wheels must carry.
 BINARY_TAG = {
     "windows-x64": r"win_amd64",
@@ -43,11 +46,20 @@ BINARY_TAG = {
 def pins(path: Path) -> dict[str, str]:
     out = {}
     for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()  # environment markers dropped
         if "==" in line:
             name, version = line.split("==")
             out[build_mod.normalize_name(name)] = version
     return out
+
+
+def platform_pure(platform: str) -> set[str]:
+    """The pure wheels a platform's zip holds: its markers' pins for CPython 3.11 or 3.13."""
+    reqs = build_mod.read_requirements()
+    target = next(p for p in build_mod.PLATFORMS if p.name == platform)
+    names = {build_mod.normalize_name(pin.split("==")[0])
+             for python in ("3.11", "3.13") for pin in build_mod.applicable(reqs, target, python)}
+    return names - BINARY
 
 
 def package_files() -> set[str]:
@@ -74,8 +86,12 @@ def test_table_lists_every_platform_zip(built: Build) -> None:
         path = built.zip_for(platform)
         # blender_ext's --split-platforms naming: "-" in the platform becomes "_".
         assert path.name == f"hiptah_blender-{built.version}-{platform.replace('-', '_')}.zip"
-        for zip_path, span, wheels in ((path, r"4\.2\.13\+", 6),
-                                       (legacy_zip(built, platform), r"4\.2\.0 to < 4\.2\.13", 5)):
+        # Every pure wheel, pydantic_core per Python, on Linux also cffi per Python + cryptography.
+        pure = len(platform_pure(platform))
+        linux = platform.startswith("linux")
+        for zip_path, span, wheels in ((path, r"4\.2\.13\+", pure + 2 + (3 if linux else 0)),
+                                       (legacy_zip(built, platform), r"4\.2\.0 to < 4\.2\.13",
+                                        pure + 1 + (2 if linux else 0))):
             assert zip_path.is_file(), built.stdout
             row = re.search(rf"^{re.escape(zip_path.name)}\s+{platform}\s+{span}\s+([\d.]+) MB\s+(\d+)$",
                             built.stdout, flags=re.MULTILINE)
@@ -102,12 +118,22 @@ def test_each_zip_holds_only_its_platform_wheels(built: Build, platform: str) ->
     wheels = sorted(n for n in names if n.endswith(".whl"))
     pure = [w for w in wheels if w.endswith("-py3-none-any.whl")]
     binary = [w for w in wheels if w not in pure]
-    assert {Path(w).name.split("-")[0] for w in pure} == PURE      # each pure wheel once
-    assert len(pure) == len(PURE)
-    assert sorted(re.sub(r"^wheels/pydantic_core-[\d.]+-(cp3\d+)-.*", r"\1", w) for w in binary) == [
+    every_pure = platform_pure(platform)
+    assert {build_mod.normalize_name(Path(w).name.split("-")[0]) for w in pure} == every_pure
+    assert len(pure) == len(every_pure)                               # each pure wheel once
+    core = [w for w in binary if "/pydantic_core-" in w]
+    assert sorted(re.sub(r"^wheels/pydantic_core-[\d.]+-(cp3\d+)-.*", r"\1", w) for w in core) == [
         "cp311", "cp313"]                                             # Blender 4.2-5.0 and 5.1+
-    for w in binary:
+    for w in core:
         assert re.fullmatch(rf"wheels/pydantic_core-[\d.]+-(cp3\d+)-\1-{BINARY_TAG[platform]}\.whl", w), w
+    others = sorted(re.sub(r"^wheels/([a-z_]+)-[\d.]+-(cp3\d+)-(cp3\d+|abi3)-.*", r"\1 \2 \3", w)
+                    for w in binary if w not in core)
+    if platform.startswith("linux"):  # keyring's Secret Service backend: SecretStorage -> cryptography
+        assert others == ["cffi cp311 cp311", "cffi cp313 cp313", "cryptography cp311 abi3"]
+        arch = {"linux-x64": "x86_64", "linux-arm64": "aarch64"}[platform]
+        assert all(w.endswith(f"_{arch}.whl") for w in binary), binary
+    else:
+        assert others == []
     # Blender reads these generated keys from the zip to pick what to install.
     assert manifest["build"]["generated"]["platforms"] == [platform]
     assert sorted(w.removeprefix("./") for w in manifest["build"]["generated"]["wheels"]) == wheels
@@ -161,7 +187,7 @@ def test_manifest_credits_every_bundled_wheel() -> None:
     with open(ROOT / "blender_manifest.toml", "rb") as fh:
         lines = tomllib.load(fh)["copyright"]
     assert any("HiPtah" in line for line in lines)
-    credited = " ".join(lines).replace("_", "-").lower()
+    credited = " ".join(lines).replace("_", "-").replace(".", "-").lower()
     for name in pins(ROOT / "requirements-extension.txt"):
         assert f"({name.replace('_', '-')})" in credited, f"{name} is bundled but not credited"
 
@@ -171,10 +197,13 @@ def test_repo_manifest_is_never_written(built: Build) -> None:
     with open(ROOT / "blender_manifest.toml", "rb") as fh:
         repo = tomllib.load(fh)
     assert "wheels" not in repo and "platforms" not in repo
-    with open(built.stage / "blender_manifest.toml", "rb") as fh:
+    # Staged per platform family (their pure wheels differ); the Linux one for Blender 4.2.13+:
+    with open(built.stage.with_name(built.stage.name + "-linux") / "blender_manifest.toml", "rb") as fh:
         staged = tomllib.load(fh)
-    assert staged["platforms"] == list(build_mod.PLATFORM_NAMES)
-    assert len(staged["wheels"]) == len(set(staged["wheels"])) == 4 + 2 * len(build_mod.PLATFORM_NAMES)
+    linux = [p for p in build_mod.PLATFORM_NAMES if p.startswith("linux")]
+    assert staged["platforms"] == linux
+    # pydantic_core cp311 + cp313, cffi cp311 + cp313 and cryptography abi3 per platform.
+    assert len(staged["wheels"]) == len(set(staged["wheels"])) == len(platform_pure("linux-x64")) + 5 * len(linux)
     assert staged["blender_version_min"] == "4.2.13"   # the main archive; 4.2.0 keeps its own
     assert {k: v for k, v in staged.items() if k not in {"wheels", "platforms", "blender_version_min"}} \
         == {k: v for k, v in repo.items() if k != "blender_version_min"}

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from sandbox.harness import SandboxServer
+from tests.keychain_service import SecretService, ensure_packages
 
 from .conftest import ROOT, BlenderVenv, Build, blender_venvs, require_venv
 
@@ -34,8 +35,10 @@ TIMEOUT = 240
 
 
 def run_in_blender(venv: BlenderVenv, zip_path: Path, sandbox: SandboxServer | None, tmp_path: Path,
-                   mode: str = "full") -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HIPTAH_"))}
+                   mode: str = "full", bus: str | None = None) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HIPTAH_", "DBUS_"))}
+    if bus is not None:
+        env["DBUS_SESSION_BUS_ADDRESS"] = bus
     env["BLENDER_USER_RESOURCES"] = str(tmp_path / "blender-user")
     if sandbox is not None:
         env.update(HIPTAH_BASE_URL=sandbox.base_url, HIPTAH_API_KEY=sandbox.api_key)
@@ -59,7 +62,13 @@ def test_install_generate_uninstall(venv: BlenderVenv, built: Build, sandbox: Sa
     archive = built.archive_for(venv)
     # 4.2.0 picks wheels by platform only: it must get the archive without cp313 wheels.
     assert (archive == built.zip_for("linux-x64")) == (venv.version_tuple >= (4, 2, 13)), archive.name
-    r = run_in_blender(venv, archive, sandbox, tmp_path)
+    why = ensure_packages()
+    service = SecretService(tmp_path / "secret-service") if why is None else None
+    try:
+        r = run_in_blender(venv, archive, sandbox, tmp_path, bus=service.address if service else None)
+    finally:
+        if service is not None:
+            service.close()
     log = r.pop("_log")
     r.pop("_stdout")
     errors = r["errors"]
@@ -111,6 +120,17 @@ def test_install_generate_uninstall(venv: BlenderVenv, built: Build, sandbox: Sa
     if venv.version_tuple >= (4, 2, 13):
         assert set(r["site_packages_after"]) <= {"__pycache__"}, r["site_packages_after"]
     assert errors == []
+
+    # The keychain: keyring and its Linux dependencies come from the bundled wheels too, and a
+    # key pasted in the preferences moves into the real Secret Service (gnome-keyring).
+    if why is not None:
+        pytest.skip(f"keychain step not run: {why}")  # everything else above was checked
+    kc = r["keychain"]
+    assert kc is not None, "\n".join(errors) + "\n" + log
+    assert all(f.startswith(site + os.sep) for f in kc["files"]), kc["files"]
+    assert kc["backend"] == "keyring.backends.SecretService"
+    assert (kc["source"], kc["same_key"], kc["field_emptied"]) == ("keychain", True, True), kc
+    assert kc["status"] == "in the system keychain (SecretService Keyring)"
 
 
 def pins_pydantic() -> str:
