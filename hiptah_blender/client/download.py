@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from ..i18n import N_
 from . import magic
 from .errors import DownloadError, StorageError, TLSError
 from .validation import FORMATS, is_loopback_host
@@ -271,10 +272,10 @@ def _stream(
 
 def _describe_os_error(exc: OSError, folder: Path) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"The disk holding {folder} is full; the model could not be saved."
+        return N_(f"The disk holding {folder} is full; the model could not be saved.")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"The folder {folder} is not writable; the model could not be saved."
-    return f"The model could not be saved in {folder} ({exc.strerror or exc})."
+        return N_(f"The folder {folder} is not writable; the model could not be saved.")
+    return N_(f"The model could not be saved in {folder} ({exc.strerror or exc}).")
 
 
 def _fsync_dir(folder: Path) -> None:

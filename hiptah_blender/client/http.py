@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ValidationError
 
+from ..i18n import N_
 from . import download as _download
 from .error_responses import _request_id, parse_error_body
 from .errors import (
@@ -361,7 +362,7 @@ class HiptahClient(ApiTransport):
         deadline = self._clock() + 20.0
         with contextlib.suppress(NotFoundError):
             self._request("GET", f"/job/{CHECK_CONNECTION_JOB_ID}", deadline=deadline, max_retries=1)
-        return f"Connected to {host}: the API key was accepted."
+        return N_(f"Connected to {host}: the API key was accepted.")
 
 
 # --- module helpers ------------------------------------------------------------------
