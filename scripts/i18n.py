@@ -84,7 +84,7 @@ def _template(node: ast.JoinedStr) -> str:
             expr = ast.unparse(part.value)
             conv = "" if part.conversion == -1 else "!" + chr(part.conversion)
             spec = ""
-            if part.format_spec is not None:
+            if isinstance(part.format_spec, ast.JoinedStr):
                 spec = ":" + "".join(str(v.value) for v in part.format_spec.values if isinstance(v, ast.Constant))
             out.append("{" + expr + conv + spec + "}")
     return "".join(out)
@@ -133,7 +133,7 @@ class Extractor(ast.NodeVisitor):
         self.found: list[tuple[str, bool, int]] = []
         self.marked: set[str] = set()  # given to a marker: wanted even if it looks like a word
 
-    def add(self, node: ast.AST | None, line: int) -> None:
+    def add(self, node: ast.expr | None, line: int) -> None:
         if node is not None and any(SKIP_COMMENT in self.lines[i - 1]
                                     for i in range(node.lineno, (node.end_lineno or node.lineno) + 1)):
             return

@@ -105,8 +105,11 @@ class HIPTAH_OT_batch_generate(bpy.types.Operator):
                                   f"({row.source}): {exc.user_text()}")
             return {"CANCELLED"}
         monitor.ensure_monitor(context)
-        report(self, "INFO", f"HiPtah: queued {len(queued)} job{'s' if len(queued) != 1 else ''} "
-                             f"from {os.path.basename(path)}.")
+        name = os.path.basename(path)
+        if len(queued) == 1:
+            report(self, "INFO", f"HiPtah: queued 1 job from {name}.")
+        else:
+            report(self, "INFO", f"HiPtah: queued {len(queued)} jobs from {name}.")
         return {"FINISHED"}
 
 

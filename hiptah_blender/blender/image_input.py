@@ -205,7 +205,8 @@ def prepare_datablock(image: Any, folder: str) -> PreparedImage:
         remove_quietly(dest)
         detail = str(exc).replace("Error: ", "").strip().splitlines()
         raise InvalidImageError(
-            f"The image {name!r} could not be saved as PNG" + (f" ({detail[0][:160]})" if detail else "") + ".",
+            f"The image {name!r} could not be saved as PNG ({detail[0][:160]})."
+            if detail else f"The image {name!r} could not be saved as PNG.",
             hint="Open it in the Image Editor to check it has pixels, or save it as a PNG file and pick that.",
         ) from None
     return PreparedImage(path=dest, name=name, temp=True)

@@ -390,7 +390,10 @@ class HIPTAH_OT_clear_finished(bpy.types.Operator):
     def execute(self, context: Any) -> Result:
         rt = runtime.peek()
         count = rt.clear_finished() if rt is not None else 0
-        report(self, "INFO", f"HiPtah: removed {count} finished job{'s' if count != 1 else ''}.")
+        if count == 1:
+            report(self, "INFO", "HiPtah: removed 1 finished job.")
+        else:
+            report(self, "INFO", f"HiPtah: removed {count} finished jobs.")
         return {"FINISHED"}
 
 

@@ -97,9 +97,10 @@ def connection_problem(rt: Any) -> Any:
     return next(iter(rt.unreachable.values()), None) if rt is not None else None
 
 
-def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
-    # Wrapped to the region's real width with the UI font: a label never ends in "…".
-    ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes)
+def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0, translate: bool = True) -> None:
+    # Wrapped to the region's real width with the UI font: a label never ends in "…";
+    # shown in the interface's language (translate=False for the user's own words).
+    ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes, translate=translate)
 
 
 def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> None:

@@ -187,7 +187,9 @@ def fetch_to_file(
             raise DownloadError(
                 "The model link has expired or is not valid any more."
                 if expired
-                else f"The download server answered {response.status_code} {response.reason or ''}".rstrip() + ".",
+                else f"The download server answered {response.status_code} {response.reason}."
+                if response.reason
+                else f"The download server answered {response.status_code}.",
                 status=response.status_code,
                 request_id=response.headers.get("X-Request-Id") or response.headers.get("Request-Id"),
             )

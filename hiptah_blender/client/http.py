@@ -147,7 +147,8 @@ class HiptahClient(ApiTransport):
         except (ValueError, RecursionError):
             preview = parse_error_body(body, response.headers.get("Content-Type", ""))[0]
             raise UnexpectedResponseError(
-                "The server's answer is not JSON" + (f" (it starts: {preview[:80]})" if preview else "") + ".",
+                f"The server's answer is not JSON (it starts: {preview[:80]})." if preview
+                else "The server's answer is not JSON.",
                 status=response.status_code, request_id=request_id,
             ) from None
         if not isinstance(data, dict):

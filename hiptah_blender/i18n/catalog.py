@@ -32,7 +32,7 @@ BRACE_FLAG = "python-brace-format"
 _TOKEN = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
 _PERCENT = re.compile(r"%(?:\([A-Za-z_]+\))?[-#0 +]*\d*(?:\.\d+)?[sdifrxXeEgGc%]")
 # Placeholders whose value is itself a message: translated in turn.
-_NESTED = re.compile(r"error|reason|hint|problem|message|user_text|describe|detail|exc\b|why|^\{text\}$")
+_NESTED = re.compile(r"error|reason|hint|problem|message|user_text|describe|detail|exc\b|why|source|where|^\{text\}$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _MIN_LITERAL = 3  # a template with less fixed text than this would match too much
 _FULL_STOP = {"zh_HANS": "。", "ja_JP": "。"}
@@ -228,15 +228,26 @@ class Catalog:
         return out
 
     def translate(self, text: str) -> str:
-        """``text`` in this language, or ``text`` unchanged when no entry covers it."""
+        """``text`` in this language; the parts no entry covers stay as they are."""
+        return self.translate_all(text)[0]
+
+    def covers(self, text: str) -> bool:
+        """True when every part of ``text`` has a translation (the tests' check)."""
+        return self.translate_all(text)[1]
+
+    def translate_all(self, text: str) -> tuple[str, bool]:
+        """(translation, whether every part of ``text`` was covered)."""
         if not text or text.isspace():
-            return text
+            return text, True
         return self._cached(text)
 
-    def _translate(self, text: str) -> str:
+    def _translate(self, text: str) -> tuple[str, bool]:
         found = self._whole(text)
         if found is not None:
-            return found
+            return found, True
+        if "\n" in text:  # a list of problems: line by line
+            parts = [self.translate_all(line) for line in text.split("\n")]
+            return "\n".join(p[0] for p in parts), all(p[1] for p in parts)
         return self._by_sentence(text)
 
     def _whole(self, text: str) -> str | None:
@@ -253,6 +264,8 @@ class Catalog:
         # "The prompt is not valid" for the entry "The prompt is not valid." and back.
         if text.endswith(".") and text[:-1] in self.exact:
             return self._full_stop(self.exact[text[:-1]])
+        if not text.endswith(".") and text + "." in self.exact:  # exc.message.rstrip(".")
+            return self.exact[text + "."].rstrip(".。")
         return None
 
     def _fill(self, template: _Template, values: tuple[str, ...]) -> str:
@@ -268,11 +281,12 @@ class Catalog:
             return text
         return text + _FULL_STOP.get(self.language, ".")
 
-    def _by_sentence(self, text: str) -> str:
+    def _by_sentence(self, text: str) -> tuple[str, bool]:
         pieces = _SENTENCE_END.split(text)
         if len(pieces) < 2:
-            return text
+            return text, False
         out: list[str] = []
+        complete = True
         i = 0
         while i < len(pieces):
             for j in range(len(pieces), i, -1):
@@ -283,9 +297,10 @@ class Catalog:
                     break
             else:
                 out.append(pieces[i])
+                complete = False
                 i += 1
         sep = "" if self.language in _FULL_STOP else " "
-        return sep.join(out)
+        return sep.join(out), complete
 
 
 def load_catalogs(folder: Path) -> dict[str, Catalog]:
