@@ -15,6 +15,7 @@ translated sentence by sentence when the whole has no entry.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -285,22 +286,23 @@ class Catalog:
         pieces = _SENTENCE_END.split(text)
         if len(pieces) < 2:
             return text, False
-        out: list[str] = []
-        complete = True
+        out: list[tuple[str, bool]] = []  # (text, translated)
         i = 0
         while i < len(pieces):
             for j in range(len(pieces), i, -1):
                 found = self._whole(" ".join(pieces[i:j])) if j - i < len(pieces) else None
                 if found is not None:
-                    out.append(found)
+                    out.append((found, True))
                     i = j
                     break
             else:
-                out.append(pieces[i])
-                complete = False
+                out.append((pieces[i], False))  # the server's own words, a value: as sent
                 i += 1
-        sep = "" if self.language in _FULL_STOP else " "
-        return sep.join(out), complete
+        # Chinese and Japanese put no space between sentences; English pieces keep theirs.
+        text = out[0][0]
+        for (_, prev_done), (piece, done) in itertools.pairwise(out):
+            text += ("" if self.language in _FULL_STOP and prev_done and done else " ") + piece
+        return text, all(done for _, done in out)
 
 
 def load_catalogs(folder: Path) -> dict[str, Catalog]:
