@@ -22,7 +22,7 @@ WRONG_KEY = "hp_wrong_key_0123456789abcdef"
 
 def crop_sidebar(gui: GuiBlender, name: str) -> Path:
     """The last screenshot cut to the sidebar (the README's panel images)."""
-    full = sorted(gui.out_dir.glob("*.png"))[-1]
+    full = sorted(gui.out_dir.glob("[0-9][0-9]-*.png"))[-1]  # the numbered screenshots, not earlier crops
     rect = gui.region()  # X screen pixels, origin top-left
     out = gui.out_dir / f"{name}.png"
     gui.x("convert", str(full), "-crop", f"{rect['width']}x{rect['height']}+{rect['x']}+{rect['y']}", "+repage",
