@@ -260,7 +260,7 @@ def load_rows(
         elif "prompt" not in header:
             problems.append(N_(
                 f"no 'prompt' column (the header has {', '.join(header)}); "
-                "add one or pass --template \"a {column} ...\""
+                "add one or set a template such as \"a {column} ...\" (--template, or Template in the panel)"
             ))
         if problems:
             raise InputError(source, problems)

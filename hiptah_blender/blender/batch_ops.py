@@ -86,8 +86,7 @@ class HIPTAH_OT_batch_generate(bpy.types.Operator):
             rows = load_rows(path, template=self.template.strip() or None, default_format=fmt,
                              default_quality=quality)
         except InputError as exc:
-            text = exc.describe().replace("pass --template", "fill in Template")
-            report(self, "ERROR", f"HiPtah: nothing was queued. {text}\nFix the file and try again.")
+            report(self, "ERROR", f"HiPtah: nothing was queued. {exc.describe()}\nFix the file and try again.")
             return {"CANCELLED"}
 
         auto_import = read_settings(context).auto_import
