@@ -144,10 +144,11 @@ class Extractor(ast.NodeVisitor):
         names = {t.id for stmt in node.body if isinstance(stmt, ast.Assign) for t in stmt.targets
                  if isinstance(t, ast.Name)}
         # Blender shows an operator's or panel's docstring as its tooltip.
+        # Blender keeps it cleaned like inspect.cleandoc (no common indentation).
         if "bl_idname" in names and "bl_description" not in names:
-            doc = ast.get_docstring(node, clean=False)
-            if doc:
-                self.add(node.body[0].value, node.lineno)  # type: ignore[attr-defined]
+            doc = ast.get_docstring(node, clean=True)
+            if doc and SKIP_COMMENT not in self.lines[node.body[0].lineno - 1]:
+                self.found.append((doc, False, node.lineno))
         for stmt in node.body:
             if (isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id in CLASS_ATTRS
                                                     for t in stmt.targets)) or (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) \
@@ -223,9 +224,14 @@ def update(quiet: bool = False) -> dict[str, list[str]]:
         path = LOCALE / f"{language}.po"
         header, old = read_po(path) if path.exists() else ({}, [])
         by_id = {e.msgid: e for e in old}
+        # The same words with other spacing (a re-indented docstring) keep their translation.
+        by_words = {" ".join(e.msgid.split()): e for e in old if e.msgstr}
         entries: list[Entry] = []
         for msgid, f in found.items():
             prev = by_id.pop(msgid, None)
+            if prev is None and " ".join(msgid.split()) in by_words:
+                prev = by_words[" ".join(msgid.split())]
+                by_id.pop(prev.msgid, None)
             flags = ({BRACE_FLAG} if f.brace else set()) | ((prev.flags - {BRACE_FLAG}) if prev else set())
             entries.append(Entry(msgid, prev.msgstr if prev else "", flags, sorted(set(f.refs)),
                                  prev.comments if prev else []))

@@ -206,6 +206,22 @@ def run_language(lang: str) -> dict[str, Any]:
                 problems.append(f"{lang} {state}: {text!r} not shown: {out[state]}")
         if out["tooltip"] != cat.exact[doc] or out["property_tooltip"] != cat.exact[prop]:
             problems.append(f"{lang}: tooltips not translated: {out['tooltip']!r}, {out['property_tooltip']!r}")
+        # Every operator's name, tooltip and properties, as Blender looks them up.
+        for name in dir(bpy.ops.hiptah):
+            rna = getattr(bpy.ops.hiptah, name).get_rna_type()
+            cls = getattr(bpy.types, rna.identifier, None)
+            texts = [(rna.name, T.pgettext_iface(rna.name, "Operator")),
+                     *[(p.name, T.pgettext_iface(p.name)) for p in rna.properties
+                       if p.identifier != "rna_type" and not p.is_hidden and p.name != p.identifier],
+                     *[(p.description, T.pgettext_tip(p.description)) for p in rna.properties
+                       if p.identifier != "rna_type" and not p.is_hidden and p.description]]
+            if cls is not None and cls.__doc__:
+                texts.append((cls.__doc__, T.pgettext_tip(cls.__doc__)))
+            for english, shown in texts:
+                if english and shown == english and cat.exact.get(english, english) != english:
+                    problems.append(f"{lang}: hiptah.{name}: {english!r} not translated by Blender")
+                if english and english not in cat.exact and english not in ("HiPtah",):
+                    problems.append(f"{lang}: hiptah.{name}: {english!r} is not in the catalogue")
     return out
 
 
