@@ -30,43 +30,44 @@ def crop_sidebar(gui: GuiBlender, name: str) -> Path:
     return out
 
 
-@pytest.mark.parametrize("lang", ["ja_JP", "zh_HANS"])
-def test_panel_in_cjk(lang: str, gui: GuiBlender, extension_zip: Path, ui_sandbox: SandboxServer) -> None:
-    ui_sandbox.set_faults(hold=1)  # the job stays "processing" until the test completes it
+def test_panel_in_japanese_and_chinese(gui: GuiBlender, extension_zip: Path, ui_sandbox: SandboxServer) -> None:
+    """One Blender session (the language is switched as a user does, no restart)."""
+    ui_sandbox.set_faults(hold=1)  # a job stays "processing" until the test completes it
     gui.start()
-    setup_addon(gui, extension_zip, ui_sandbox, open_tab=False)
-    gui.call(f"v = bpy.context.preferences.view\nv.language = {lang!r}\n"
-             "v.use_translate_interface = v.use_translate_tooltips = v.use_translate_reports = True\nresult = 1")
-    gui.click_tab("HiPtah")
+    setup_addon(gui, extension_zip, ui_sandbox)
     places: dict[str, tuple[int, int]] = {}
+    for lang, prompt in (("ja_JP", "a wooden chair"), ("zh_HANS", "a stone tower")):
+        gui.call(f"v = bpy.context.preferences.view\nv.language = {lang!r}\n"
+                 "v.use_translate_interface = v.use_translate_tooltips = v.use_translate_reports = True\nresult = 1")
+        gui.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.api_key = {ui_sandbox.api_key!r}\n"
+                 "result = 1")
+        local_id = generate(gui, places, prompt)
+        wait_state(gui, local_id, "processing")
+        gui.wait_until(f"from {ADDON}.blender import runtime as _rt\n"
+                       f"result = _rt.peek().snapshots[{local_id!r}].job_id is not None", timeout=60,
+                       describe="the server's job id")
+        gui.call("bpy.context.window_manager.hiptah_jobs_index = 0\nresult = 1")  # its details
+        shot(gui, f"running-{lang}")
+        crop_sidebar(gui, f"panel-running-{lang}")
+        shown = gui.call(f"from {ADDON}.blender import panels as _p, runtime as _rt, i18n as _i\nimport time\n"
+                         f"_j = _rt.peek().snapshots[{local_id!r}]\n"
+                         "result = _i.iface(_p.status_text(_j, time.time(), 10))")
+        assert shown.split(" ")[0] in ("処理中", "处理中"), shown
+        ui_sandbox.complete(record(gui, local_id)["job_id"])
+        wait_state(gui, local_id, "imported")
 
-    local_id = generate(gui, places, "a wooden chair")
-    wait_state(gui, local_id, "processing")
-    gui.wait_until(f"from {ADDON}.blender import runtime as _rt\n"
-                   f"result = _rt.peek().snapshots[{local_id!r}].job_id is not None", timeout=60,
-                   describe="the server's job id")
-    job_id = record(gui, local_id)["job_id"]
-    shot(gui, f"running-{lang}")
-    crop_sidebar(gui, f"panel-running-{lang}")
-    shown = gui.call(f"from {ADDON}.blender import panels as _p, runtime as _rt, i18n as _i\nimport time\n"
-                     f"_j = _rt.peek().snapshots[{local_id!r}]\n"
-                     "result = _i.iface(_p.status_text(_j, time.time(), 10))")
-    assert shown.split(" ")[0] in ("処理中", "处理中"), shown
-    ui_sandbox.complete(job_id)
-    wait_state(gui, local_id, "imported")
-
-    gui.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.api_key = {WRONG_KEY!r}\nresult = 1")
-    failed = generate(gui, places, "a red cup")
-    wait_state(gui, failed, "failed")
-    gui.call("bpy.context.window_manager.hiptah_jobs_index = 0\nresult = 1")  # the failed job's details
-    shot(gui, f"error-{lang}")
-    crop_sidebar(gui, f"panel-error-{lang}")
-    # Real glyphs, not boxes: the refusal is shown translated, and the CJK font Blender
-    # draws it with is among the fonts this Blender loads (a missing one shows boxes).
-    facts = gui.call(
-        f"from {ADDON}.blender import i18n as _i\nimport os\n"
-        "text = _i.iface('The HiPtah API key was refused.')\n"
-        "fonts = bpy.utils.system_resource('DATAFILES', path='fonts')\n"
-        "result = dict(text=text, cjk=[f for f in os.listdir(fonts) if 'CJK' in f])")
-    assert facts["text"] != "The HiPtah API key was refused.", facts
-    assert facts["cjk"], facts
+        gui.call(f"bpy.context.preferences.addons[{ADDON!r}].preferences.api_key = {WRONG_KEY!r}\nresult = 1")
+        failed = generate(gui, places, "a red cup")
+        wait_state(gui, failed, "failed")
+        gui.call("bpy.context.window_manager.hiptah_jobs_index = 0\nresult = 1")  # the failed job's details
+        shot(gui, f"error-{lang}")
+        crop_sidebar(gui, f"panel-error-{lang}")
+        # Real glyphs, not boxes: the refusal is shown translated, and the CJK font Blender
+        # draws it with is among the fonts this Blender loads (a missing one shows boxes).
+        facts = gui.call(
+            f"from {ADDON}.blender import i18n as _i\nimport os\n"
+            "text = _i.iface('The HiPtah API key was refused.')\n"
+            "fonts = bpy.utils.system_resource('DATAFILES', path='fonts')\n"
+            "result = dict(text=text, cjk=[f for f in os.listdir(fonts) if 'CJK' in f])")
+        assert facts["text"] != "The HiPtah API key was refused.", facts
+        assert facts["cjk"], facts
