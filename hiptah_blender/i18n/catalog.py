@@ -63,23 +63,18 @@ class Entry:
 # --- .po files ---------------------------------------------------------------------
 
 
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
+
+
 def _unquote(line: str) -> str:
     body = line.strip()
     if not (body.startswith('"') and body.endswith('"')):
         raise ValueError(f"not a quoted .po string: {line!r}")
     body = body[1:-1]
-    out: list[str] = []
-    i = 0
-    escapes = {"n": "\n", "t": "\t", '"': '"', "\\": "\\", "r": "\r"}
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            out.append(escapes.get(body[i + 1], body[i + 1]))
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+    if "\\" not in body:
+        return body
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), body)
 
 
 def _quote(text: str) -> str:
@@ -205,19 +200,25 @@ class Catalog:
     def __init__(self, language: str, entries: list[Entry]) -> None:
         self.language = language
         self.exact: dict[str, str] = {}
-        templates: list[tuple[int, _Template]] = []
+        self._template_entries: list[Entry] = []
         for e in entries:
             if e.obsolete or not e.msgstr:
                 continue
             self.exact[e.msgid] = e.msgstr
             if e.is_template:
-                compiled = _compile(e.msgid, e.msgstr)
-                if compiled is not None:
-                    fixed = len(_TOKEN.sub("", e.msgid))
-                    templates.append((fixed, compiled))
-        # The most specific template first: "retrying: {reason}" before "{n}: {reason}".
-        self.templates = [t for _, t in sorted(templates, key=lambda p: -p[0])]
+                self._template_entries.append(e)
+        self._templates: list[_Template] | None = None
         self._cached = lru_cache(maxsize=2048)(self._translate)
+
+    @property
+    def templates(self) -> list[_Template]:
+        """Compiled on first use: only the language in use pays for it (register() stays light)."""
+        if self._templates is None:
+            compiled = [(len(_TOKEN.sub("", e.msgid)), t) for e in self._template_entries
+                        if (t := _compile(e.msgid, e.msgstr)) is not None]
+            # The most specific template first: "retrying: {reason}" before "{n}: {reason}".
+            self._templates = [t for _, t in sorted(compiled, key=lambda p: -p[0])]
+        return self._templates
 
     def blender_dict(self) -> dict[tuple[str, str], str]:
         """The entries Blender translates by itself (labels, tooltips, enum items, operator
