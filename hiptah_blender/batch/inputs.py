@@ -39,6 +39,7 @@ from ..client.validation import (
     clean_prompt,
     clean_quality,
 )
+from ..i18n import N_
 
 # Shown in error messages: more would drown the useful first lines.
 MAX_REPORTED_PROBLEMS = 50
@@ -54,7 +55,7 @@ class InputError(ValueError):
 
     def describe(self) -> str:
         shown = self.problems[:MAX_REPORTED_PROBLEMS]
-        lines = [f"{self.source}: {len(self.problems)} problem(s):"]
+        lines = [N_(f"{self.source}: {len(self.problems)} problem(s):")]
         lines += [f"  {p}" for p in shown]
         if len(self.problems) > len(shown):
             lines.append(f"  ... and {len(self.problems) - len(shown)} more")
@@ -92,23 +93,23 @@ def template_fields(template: str) -> list[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise InputError("--template", [f"the template is not valid: {exc}"]) from None
+        raise InputError("--template", [N_(f"the template is not valid: {exc}")]) from None
     for _literal, name, spec, _conv in parsed:
         if name is None:
             continue
         if name == "" or name.isdigit():
             raise InputError(
-                "--template", ["use named fields such as {color}, not {} or {0}"]
+                "--template", [N_("use named fields such as {color}, not {} or {0}")]
             )
         if spec and "{" in spec:
-            raise InputError("--template", [f"nested fields are not supported in {{{name}:{spec}}}"])
+            raise InputError("--template", [N_(f"nested fields are not supported in {{{name}:{spec}}}")])
         base = re.split(r"[.\[]", name, maxsplit=1)[0]
         if base != name:
-            raise InputError("--template", [f"use plain column names, not {{{name}}}"])
+            raise InputError("--template", [N_(f"use plain column names, not {{{name}}}")])
         if name not in names:
             names.append(name)
     if not names:
-        raise InputError("--template", ["the template has no {column} fields"])
+        raise InputError("--template", [N_("the template has no {column} fields")])
     return names
 
 
@@ -139,7 +140,7 @@ def _read_text(text: str) -> list[_RawRow]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        rows.append(_RawRow(f"line {number}", {"prompt": stripped}, stripped))
+        rows.append(_RawRow(N_(f"line {number}"), {"prompt": stripped}, stripped))
     return rows
 
 
@@ -161,10 +162,10 @@ def _read_csv(text: str, delimiter: str) -> tuple[list[_RawRow], list[str], list
     header = [h.strip() for h in (reader.fieldnames or []) if h is not None]
     problems: list[str] = []
     if not header:
-        return [], [], ["the CSV file has no header row (e.g. prompt,format,quality)"]
+        return [], [], [N_("the CSV file has no header row (e.g. prompt,format,quality)")]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        problems.append(f"the header repeats column(s) {', '.join(dupes)}")
+        problems.append(N_(f"the header repeats column(s) {', '.join(dupes)}"))
     rows = []
     try:
         for record in reader:
@@ -172,9 +173,9 @@ def _read_csv(text: str, delimiter: str) -> tuple[list[_RawRow], list[str], list
             if not any(fields.values()):
                 continue  # a blank line inside the CSV
             # line_num is the physical line of the row's end: what an editor shows.
-            rows.append(_RawRow(f"row {reader.line_num}", fields, fields.get("prompt")))
+            rows.append(_RawRow(N_(f"row {reader.line_num}"), fields, fields.get("prompt")))
     except csv.Error as exc:
-        problems.append(f"line {reader.line_num}: not valid CSV ({exc})")
+        problems.append(N_(f"line {reader.line_num}: not valid CSV ({exc})"))
     return rows, header, problems
 
 
@@ -182,22 +183,22 @@ def _read_json(text: str) -> tuple[list[_RawRow], list[str]]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        return [], [f"not valid JSON ({exc})"]
+        return [], [N_(f"not valid JSON ({exc})")]
     if isinstance(data, dict) and isinstance(data.get("prompts"), list):
         data = data["prompts"]  # {"prompts": [...]} is a common wrapping
     if not isinstance(data, list):
-        return [], ["expected a JSON list of prompts (strings) or objects"]
+        return [], [N_("expected a JSON list of prompts (strings) or objects")]
     rows: list[_RawRow] = []
     problems: list[str] = []
     for index, item in enumerate(data, start=1):
-        where = f"item {index}"
+        where = N_(f"item {index}")
         if isinstance(item, str):
             rows.append(_RawRow(where, {"prompt": item.strip()}, item))
         elif isinstance(item, dict):
             fields = _norm_fields(item)
             rows.append(_RawRow(where, fields, fields.get("prompt")))
         else:
-            problems.append(f"{where}: expected a string or an object, got {type(item).__name__}")
+            problems.append(N_(f"{where}: expected a string or an object, got {type(item).__name__}"))
     return rows, problems
 
 
@@ -226,9 +227,9 @@ def load_rows(
         # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
         text = file.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(source, ["the file does not exist"]) from None
+        raise InputError(source, [N_("the file does not exist")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(source, [f"cannot be read as UTF-8 text ({exc})"]) from None
+        raise InputError(source, [N_(f"cannot be read as UTF-8 text ({exc})")]) from None
 
     try:
         fmt_default = clean_format(default_format)
@@ -252,15 +253,15 @@ def load_rows(
         if template is not None:
             absent = [n for n in needed if n not in header]
             if absent:
-                problems.append(
+                problems.append(N_(
                     f"the template needs column(s) {', '.join(absent)}; "
                     f"the header has {', '.join(header) or 'nothing'}"
-                )
+                ))
         elif "prompt" not in header:
-            problems.append(
+            problems.append(N_(
                 f"no 'prompt' column (the header has {', '.join(header)}); "
-                "add one or pass --template \"a {column} ...\""
-            )
+                "add one or set a template such as \"a {column} ...\" (--template, or Template in the panel)"
+            ))
         if problems:
             raise InputError(source, problems)
 
@@ -272,31 +273,31 @@ def load_rows(
             try:
                 prompt_text: str | None = expand_template(template, raw.fields)
             except KeyError as exc:
-                row_problems.append(
+                row_problems.append(N_(
                     f"{raw.source}: no value for {{{exc.args[0]}}} "
                     f"(fields: {', '.join(raw.fields) or 'none'})"
-                )
+                ))
                 prompt_text = None
         else:
             prompt_text = raw.prompt
             if prompt_text is None:
-                row_problems.append(f"{raw.source}: no 'prompt' field")
+                row_problems.append(N_(f"{raw.source}: no 'prompt' field"))
         prompt = ""
         if prompt_text is not None:
             try:
                 prompt = clean_prompt(prompt_text)
             except HiptahError as exc:
                 shown = prompt_text if len(prompt_text) <= 60 else prompt_text[:59] + "…"
-                row_problems.append(f"{raw.source}: {exc.message.rstrip('.')} ({shown!r})")
+                row_problems.append(N_(f"{raw.source}: {exc.message.rstrip('.')} ({shown!r})"))
         try:
             fmt = clean_format(_lookup(raw.fields, "format") or fmt_default)
         except HiptahError as exc:
-            row_problems.append(f"{raw.source}: {exc.message.rstrip('.')}; use {', '.join(FORMATS)}")
+            row_problems.append(N_(f"{raw.source}: {exc.message.rstrip('.')}; use {', '.join(FORMATS)}"))
             fmt = fmt_default
         try:
             quality = clean_quality(_lookup(raw.fields, "quality") or quality_default)
         except HiptahError as exc:
-            row_problems.append(f"{raw.source}: {exc.message.rstrip('.')}; use {', '.join(QUALITIES)}")
+            row_problems.append(N_(f"{raw.source}: {exc.message.rstrip('.')}; use {', '.join(QUALITIES)}"))
             quality = quality_default
         if row_problems:
             problems.extend(row_problems)
@@ -314,7 +315,7 @@ def load_rows(
             )
         )
     if not rows and not problems:
-        problems.append("no prompts found (blank lines and # comments are skipped)")
+        problems.append(N_("no prompts found (blank lines and # comments are skipped)"))
     if problems:
         raise InputError(source, problems)
     return rows

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import bpy
 
-from . import batch_ops, commands, monitor, operators, panels, preferences, properties, runtime
+from . import (
+    batch_ops,
+    commands,
+    i18n,
+    monitor,
+    operators,
+    panels,
+    preferences,
+    properties,
+    runtime,
+)
 
 _CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,
@@ -18,6 +28,7 @@ _CLASSES: tuple[type, ...] = (
 
 
 def register() -> None:
+    i18n.register()  # first: Blender translates labels and tooltips as classes register
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
@@ -36,3 +47,4 @@ def unregister() -> None:
     for cls in reversed(_CLASSES):
         if "bl_rna" in cls.__dict__:  # registered (register() may have failed part way)
             bpy.utils.unregister_class(cls)
+    i18n.unregister()

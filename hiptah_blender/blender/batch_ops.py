@@ -86,8 +86,7 @@ class HIPTAH_OT_batch_generate(bpy.types.Operator):
             rows = load_rows(path, template=self.template.strip() or None, default_format=fmt,
                              default_quality=quality)
         except InputError as exc:
-            text = exc.describe().replace("pass --template", "fill in Template")
-            report(self, "ERROR", f"HiPtah: nothing was queued. {text}\nFix the file and try again.")
+            report(self, "ERROR", f"HiPtah: nothing was queued. {exc.describe()}\nFix the file and try again.")
             return {"CANCELLED"}
 
         auto_import = read_settings(context).auto_import
@@ -105,8 +104,11 @@ class HIPTAH_OT_batch_generate(bpy.types.Operator):
                                   f"({row.source}): {exc.user_text()}")
             return {"CANCELLED"}
         monitor.ensure_monitor(context)
-        report(self, "INFO", f"HiPtah: queued {len(queued)} job{'s' if len(queued) != 1 else ''} "
-                             f"from {os.path.basename(path)}.")
+        name = os.path.basename(path)
+        if len(queued) == 1:
+            report(self, "INFO", f"HiPtah: queued 1 job from {name}.")
+        else:
+            report(self, "INFO", f"HiPtah: queued {len(queued)} jobs from {name}.")
         return {"FINISHED"}
 
 

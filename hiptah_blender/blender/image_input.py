@@ -26,10 +26,11 @@ import bpy
 
 from ..client import images
 from ..client.errors import InvalidImageError
+from ..i18n import N_
 
 FILTER_GLOB = "*.png;*.jpg;*.jpeg;*.webp"
 TEMP_PREFIX = "hiptah-image-"
-NOTHING_CHOSEN = "Choose an image file or a Blender image for image-to-3D."
+NOTHING_CHOSEN = N_("Choose an image file or a Blender image for image-to-3D.")
 
 # Image sources whose pixels are not one still picture we can save.
 _UNSUPPORTED_SOURCES = {
@@ -119,12 +120,12 @@ def datablock_problem(image: Any) -> str | None:
     name = image.name
     what = _UNSUPPORTED_SOURCES.get(image.source)
     if what is not None:
-        return f"The image {name!r} is {what}; save it as a PNG or JPEG file first."
+        return N_(f"The image {name!r} is {what}; save it as a PNG or JPEG file first.")
     if image.packed_file is not None or image.source == "GENERATED" or image.is_dirty:
         return None  # the pixels are in the .blend or in memory
     path = image_file_path(image)
     if not path or not os.path.isfile(path):
-        return f"The image {name!r} has no pixels: its file {path or '(none)'} is missing."
+        return N_(f"The image {name!r} has no pixels: its file {path or '(none)'} is missing.")
     info = file_info(path)
     if info.kind is not None:
         return info.problem  # a PNG/JPEG/WebP file over 10 MB is sent as it is: refuse now
@@ -134,10 +135,10 @@ def datablock_problem(image: Any) -> str | None:
 def describe_datablock(image: Any) -> str:
     """One line for the panel: how the datablock will be sent."""
     if _sends_own_file(image):
-        return f"Sends its file {os.path.basename(image_file_path(image))}"
+        return N_(f"Sends its file {os.path.basename(image_file_path(image))}")
     if image.packed_file is not None and not image.is_dirty:
-        return "Packed image: sent as stored in the .blend"
-    return "Edited image: saved as PNG when sent" if image.is_dirty else "Saved as PNG when sent"
+        return N_("Packed image: sent as stored in the .blend")
+    return N_("Edited image: saved as PNG when sent") if image.is_dirty else N_("Saved as PNG when sent")
 
 
 def selection(ui: Any) -> tuple[str | None, Any]:
@@ -204,7 +205,8 @@ def prepare_datablock(image: Any, folder: str) -> PreparedImage:
         remove_quietly(dest)
         detail = str(exc).replace("Error: ", "").strip().splitlines()
         raise InvalidImageError(
-            f"The image {name!r} could not be saved as PNG" + (f" ({detail[0][:160]})" if detail else "") + ".",
+            f"The image {name!r} could not be saved as PNG ({detail[0][:160]})."
+            if detail else f"The image {name!r} could not be saved as PNG.",
             hint="Open it in the Image Editor to check it has pixels, or save it as a PNG file and pick that.",
         ) from None
     return PreparedImage(path=dest, name=name, temp=True)

@@ -15,6 +15,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import runtime
+from .i18n import rpt
 
 if TYPE_CHECKING:
     from bpy.stub_internal.rna_enums import OperatorReturnItems
@@ -78,7 +79,7 @@ class HIPTAH_OT_monitor(bpy.types.Operator):
             return {"PASS_THROUGH"}
         keep, notices = on_timer(context)
         for level, text in notices:
-            self.report({level}, text)  # type: ignore[arg-type]
+            self.report({level}, rpt(text))  # type: ignore[arg-type]
         if not keep:
             stop_timer(context.window_manager)
             return {"FINISHED"}

@@ -17,6 +17,7 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 from ..client import errors, validation
 from ..jobs.records import JobState
 from . import image_input, monitor, runtime
+from .i18n import iface, rpt
 from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
 from .properties import DEFAULT_ITEM, job_items, scene_settings
 from .settings import ADDON_ID, read_settings, user_dir
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 
 def report(op: Any, level: str, text: str) -> None:
-    op.report({level}, runtime.add_report(level, text))
+    # REPORTS keeps the English (what scripts and tests read); the user reads it translated.
+    op.report({level}, rpt(runtime.add_report(level, text)))
 
 
 def report_error(op: Any, exc: errors.HiptahError) -> Result:
@@ -129,7 +131,7 @@ class HIPTAH_OT_generate(bpy.types.Operator):
             return True
         problem = panel_problem(context, panel_settings)
         if problem:
-            cls.poll_message_set(problem)
+            cls.poll_message_set(iface(problem))
             return False
         return True
 
@@ -202,14 +204,17 @@ class HIPTAH_OT_generate(bpy.types.Operator):
             return {"FINISHED"}
         record = rt.wait_for(record.local_id, context=context)
         for level, text in rt.take_notices(exclude=record.local_id):  # other jobs that moved meanwhile
-            self.report({level}, text)  # type: ignore[arg-type]
+            self.report({level}, rpt(text))  # type: ignore[arg-type]
         return self._finish_blocking(rt, record)
 
     def _finish_blocking(self, rt: runtime.Runtime, record: Any) -> Result:
         label = record.label(40)
         if record.state is JobState.IMPORTED:
             names = ", ".join(str(n) for n in record.meta.get("imported_objects", []))
-            report(self, "INFO", f"HiPtah: imported “{label}”{' as ' + names if names else ''}.")
+            if names:
+                report(self, "INFO", f"HiPtah: imported “{label}” as {names}.")
+            else:
+                report(self, "INFO", f"HiPtah: imported “{label}”.")
             return {"FINISHED"}
         if record.state is JobState.DOWNLOADED:
             problem = rt.import_errors.get(record.local_id)
@@ -385,7 +390,10 @@ class HIPTAH_OT_clear_finished(bpy.types.Operator):
     def execute(self, context: Any) -> Result:
         rt = runtime.peek()
         count = rt.clear_finished() if rt is not None else 0
-        report(self, "INFO", f"HiPtah: removed {count} finished job{'s' if count != 1 else ''}.")
+        if count == 1:
+            report(self, "INFO", "HiPtah: removed 1 finished job.")
+        else:
+            report(self, "INFO", f"HiPtah: removed {count} finished jobs.")
         return {"FINISHED"}
 
 

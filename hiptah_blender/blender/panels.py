@@ -12,8 +12,10 @@ from typing import Any
 import bpy
 
 from ..client import errors, validation
+from ..i18n import N_
 from ..jobs.records import JobRecord, JobState
 from . import account, image_input, previews, runtime, ui_text
+from .i18n import fmt, iface
 from .operators import panel_problem
 from .properties import job_items, scene_settings
 from .settings import ADDON_ID, read_settings
@@ -31,6 +33,15 @@ STATE_ICONS: dict[JobState, str] = {
 }
 
 
+# The finished states' line in a job's details (one msgid each: "Imported after 12 s").
+STATE_AFTER: dict[JobState, str] = {
+    JobState.DOWNLOADED: N_("Downloaded after {after}"),
+    JobState.IMPORTED: N_("Imported after {after}"),
+    JobState.FAILED: N_("Failed after {after}"),
+    JobState.CANCELLED: N_("Cancelled after {after}"),
+}
+
+
 def duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     if seconds < 60:
@@ -43,38 +54,38 @@ def duration(seconds: float) -> str:
 
 
 def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
-    """Short state for a row: what is happening and how long it takes."""
+    """Short state for a row: what is happening and how long it takes (English; the
+    panel shows it through ``iface``: one template per state, so it can be translated)."""
     state = record.state
     if state is JobState.WAITING:
-        return f"waiting (plan allows {max_concurrent} at once)"
+        return N_(f"waiting (plan allows {max_concurrent} at once)")
     if state is JobState.SUBMITTING:
-        return "sending"
+        return N_("sending")
     if state in (JobState.QUEUED, JobState.PROCESSING):
-        text = f"{state.value} {duration(record.elapsed(now))}"
-        if record.progress is not None:
-            text = f"{state.value} {record.progress:.0f}%"
+        done = f"{record.progress:.0f}%" if record.progress is not None else duration(record.elapsed(now))
+        text = N_(f"queued {done}") if state is JobState.QUEUED else N_(f"processing {done}")
         left = record.remaining(now)
-        if left is not None:
-            text += f", ~{duration(left)} left" if left > 0 else ", any moment"
+        if left is not None:  # "{text}" is itself translated (catalog._NESTED)
+            text = N_(f"{text}, ~{duration(left)} left") if left > 0 else N_(f"{text}, any moment")
         return text
     if state is JobState.DOWNLOADING:
-        return "downloading"
+        return N_("downloading")
     if state is JobState.DOWNLOADED:
-        return f"ready ({duration(record.elapsed(now))})"
+        return N_(f"ready ({duration(record.elapsed(now))})")
     if state is JobState.IMPORTED:
-        return f"imported ({duration(record.elapsed(now))})"
+        return N_(f"imported ({duration(record.elapsed(now))})")
     if state is JobState.FAILED:
-        return record.error.message if record.error else "failed"
-    return "cancelled"
+        return record.error.message if record.error else N_("failed")
+    return N_("cancelled")
 
 
 def row_text(rt: Any, record: JobRecord) -> str:
     """The text of a job's row in the list (the progress bar's or the label's)."""
     if record.state.is_active and rt.online.reason is not None:
-        return f"paused: {rt.online.reason.message}"
+        return N_(f"paused: {rt.online.reason.message}")
     lost = rt.unreachable.get(record.local_id)
     if record.state.is_active and lost is not None:
-        return f"retrying: {lost.message}"
+        return N_(f"retrying: {lost.message}")
     import_error = rt.import_errors.get(record.local_id)
     if import_error is not None and not record.state.is_active:
         return str(import_error.message)
@@ -86,9 +97,10 @@ def connection_problem(rt: Any) -> Any:
     return next(iter(rt.unreachable.values()), None) if rt is not None else None
 
 
-def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
-    # Wrapped to the region's real width with the UI font: a label never ends in "…".
-    ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes)
+def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0, translate: bool = True) -> None:
+    # Wrapped to the region's real width with the UI font: a label never ends in "…";
+    # shown in the interface's language (translate=False for the user's own words).
+    ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes, translate=translate)
 
 
 def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> None:
@@ -123,12 +135,12 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
         rt = runtime.peek()
         record = rt.snapshots.get(item.local_id) if rt is not None else None
         if record is None:
-            layout.label(text=item.label, icon="QUESTION")
+            layout.label(text=item.label, icon="QUESTION", translate=False)  # the prompt
             return
         now = time.time()
         max_concurrent = rt.settings.max_concurrent if rt is not None else 10
         split = layout.split(factor=0.45, align=True)
-        split.label(text=record.label(40), icon=STATE_ICONS[record.state])
+        split.label(text=record.label(40), icon=STATE_ICONS[record.state], translate=False)  # the prompt
         right = split.row(align=True)
         status = status_text(record, now, max_concurrent)
         fraction = record.estimated_fraction(now)
@@ -138,15 +150,15 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
         if held is not None or lost is not None:  # offline / server unreachable: the job waits
             sub = right.row(align=True)
             sub.alert = True
-            sub.progress(factor=fraction or 0.0, type="BAR", text=row_text(rt, record))
+            sub.progress(factor=fraction or 0.0, type="BAR", text=iface(row_text(rt, record)))
         elif record.state.is_active:
-            right.progress(factor=fraction or 0.0, type="BAR", text=status)
+            right.progress(factor=fraction or 0.0, type="BAR", text=iface(status))
         elif record.state is JobState.FAILED or import_error is not None:
             sub = right.row(align=True)
             sub.alert = True
-            sub.label(text=import_error.message if import_error is not None else status)
+            sub.label(text=iface(import_error.message if import_error is not None else status), translate=False)
         else:
-            right.label(text=status)
+            right.label(text=iface(status), translate=False)
         _row_actions(right, record)
 
 
@@ -181,7 +193,7 @@ class VIEW3D_PT_hiptah(bpy.types.Panel):
         row = col.row()
         row.alignment = "RIGHT"
         row.alert = len(prompt) > validation.MAX_PROMPT_CHARS
-        row.label(text=f"{len(prompt)} / {validation.MAX_PROMPT_CHARS}")
+        row.label(text=f"{len(prompt)} / {validation.MAX_PROMPT_CHARS}", translate=False)
 
         row = layout.row(align=True)
         row.prop(ui, "format", text="")
@@ -213,12 +225,13 @@ def draw_image_input(layout: Any, ui: Any) -> None:
     if path is not None:
         info = image_input.file_info(path)
         if info.problem is None and info.kind is not None:
-            col.label(text=f"{info.kind.upper()} image, {_size(info.size)}", icon="CHECKMARK")
+            col.label(text=fmt(N_("{kind} image, {size}"), kind=info.kind.upper(), size=_size(info.size)),
+                      icon="CHECKMARK", translate=False)
     col = box.column(align=True)
     col.label(text="or an image in Blender:")
     col.template_ID(ui, "image", open="image.open")
     if image is not None and image_input.datablock_problem(image) is None:
-        col.label(text=image_input.describe_datablock(image), icon="CHECKMARK")
+        col.label(text=iface(image_input.describe_datablock(image)), icon="CHECKMARK", translate=False)
 
 
 def _size(size: int) -> str:
@@ -232,7 +245,7 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
     if settings.is_sandbox and not settings.base_url_error:
         row = box.row()
         row.alert = True  # a badge that stands out: results come from a test server
-        row.label(text=f"Sandbox: {settings.base_url}", icon="EXPERIMENTAL")
+        row.label(text=fmt(N_("Sandbox: {url}"), url=settings.base_url), icon="EXPERIMENTAL", translate=False)
     rt = runtime.peek()
     refusal = account.current(settings) if problem is None else None
     if isinstance(problem, errors.OnlineAccessDisabledError):
@@ -243,7 +256,9 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
         _wrap(box, context, problem.hint, icon="INFO", boxes=1)
         held = sum(1 for job in rt.snapshots.values() if job.state.is_active) if rt is not None else 0
         if held:
-            _wrap(box, context, f"{held} job{'s' if held != 1 else ''} paused: they go on when it is back on.", boxes=1)
+            text = N_("1 job paused: it goes on when it is back on.") if held == 1 else \
+                fmt(N_("{count} jobs paused: they go on when it is back on."), count=held)
+            _wrap(box, context, text, boxes=1)
         box.operator("screen.userpref_show", text="Open System Preferences", icon="PREFERENCES").section = "SYSTEM"
     elif problem is not None:
         col = box.column()
@@ -266,16 +281,20 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
         col.alert = True
         _wrap(col, context, lost.message, icon="ERROR", boxes=1)
         count = len(rt.unreachable)
-        _wrap(box, context, f"{count} job{'s' if count != 1 else ''} retrying: they go on when HiPtah answers again.",
-              icon="INFO", boxes=1)
+        text = N_("1 job retrying: it goes on when HiPtah answers again.") if count == 1 else \
+            fmt(N_("{count} jobs retrying: they go on when HiPtah answers again."), count=count)
+        _wrap(box, context, text, icon="INFO", boxes=1)
     else:
         counts = rt.counts() if rt is not None else {}
         running = sum(n for state, n in counts.items() if state.is_active and state is not JobState.WAITING)
         waiting = counts.get(JobState.WAITING, 0)
         if running or waiting:
-            text = f"{running} running" + (f", {waiting} waiting" if waiting else "")
-            text += f" (plan limit {settings.max_concurrent})"
-            box.label(text=text, icon="TIME")
+            if waiting:
+                text = fmt(N_("{running} running, {waiting} waiting (plan limit {limit})"),
+                           running=running, waiting=waiting, limit=settings.max_concurrent)
+            else:
+                text = fmt(N_("{running} running (plan limit {limit})"), running=running, limit=settings.max_concurrent)
+            box.label(text=text, icon="TIME", translate=False)
         else:
             box.label(text="Ready", icon="CHECKMARK")
 
@@ -308,16 +327,22 @@ class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
 
 def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None:
     now = time.time()
-    _wrap(box, context, record.label(1000), icon=STATE_ICONS[record.state], boxes=1)
+    _wrap(box, context, record.label(1000), icon=STATE_ICONS[record.state], boxes=1, translate=False)
     icon = previews.icon_for(record) if record.state is JobState.IMPORTED else 0
     if icon:
         box.template_icon(icon_value=icon, scale=5.0)
-    box.label(text=f"{record.format.upper()}, {record.quality}" + (f", job {record.job_id}" if record.job_id else ""))
+    quality = record.quality
+    if record.job_id:
+        box.label(text=fmt(N_("{format}, {quality}, job {job_id}"), format=record.format.upper(), quality=quality,
+                           job_id=record.job_id), translate=False)
+    else:
+        box.label(text=fmt(N_("{format}, {quality}"), format=record.format.upper(), quality=quality), translate=False)
     if record.state.is_active:
         fraction = record.estimated_fraction(now)
-        box.progress(factor=fraction or 0.0, type="BAR", text=status_text(record, now, rt.settings.max_concurrent))
+        box.progress(factor=fraction or 0.0, type="BAR", text=iface(status_text(record, now, rt.settings.max_concurrent)))
     else:
-        box.label(text=f"{record.state.value.capitalize()} after {duration(record.elapsed(now))}")
+        after = STATE_AFTER.get(record.state, N_("Finished after {after}"))
+        box.label(text=fmt(after, after=duration(record.elapsed(now))), translate=False)
     problem = rt.import_errors.get(record.local_id) or (record.error if record.state is JobState.FAILED else None)
     if problem is None and record.state.is_active:
         problem = rt.online.reason or rt.unreachable.get(record.local_id)  # offline / unreachable

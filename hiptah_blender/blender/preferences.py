@@ -14,6 +14,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..client import validation
+from ..i18n import N_
+from .i18n import fmt, iface
 from .settings import ADDON_ID, ENV_API_KEY, ENV_BASE_URL, default_download_dir, read_settings
 
 FORMAT_ITEMS = [
@@ -137,19 +139,20 @@ class HiptahPreferences(bpy.types.AddonPreferences):
         row.enabled = not settings.api_key_from_env
         row.prop(self, "api_key")
         if settings.api_key_from_env:
-            box.label(text=f"Using the key from {ENV_API_KEY}", icon="INFO")
+            box.label(text=fmt(N_("Using the key from {variable}"), variable=ENV_API_KEY), icon="INFO", translate=False)
         elif settings.api_key_status:
-            box.label(text=f"Key: {settings.api_key_status}",
-                      icon="LOCKED" if settings.api_key_source == "keychain" else "INFO")
+            box.label(text=fmt(N_("Key: {status}"), status=iface(settings.api_key_status)),
+                      icon="LOCKED" if settings.api_key_source == "keychain" else "INFO", translate=False)
         row = box.row()
         row.enabled = not settings.base_url_from_env
         row.prop(self, "base_url")
         if settings.base_url_from_env:
-            box.label(text=f"Using {ENV_BASE_URL}={settings.base_url}", icon="INFO")
+            box.label(text=fmt(N_("Using {variable}={url}"), variable=ENV_BASE_URL, url=settings.base_url), icon="INFO",
+                      translate=False)
         if settings.base_url_error:
             col = box.column()
             col.alert = True
-            col.label(text=settings.base_url_error, icon="ERROR")
+            col.label(text=iface(settings.base_url_error), icon="ERROR", translate=False)
         elif settings.is_sandbox:
             box.label(text="Sandbox: a local test server, not the real service", icon="EXPERIMENTAL")
         row = box.row()
@@ -175,7 +178,8 @@ class HiptahPreferences(bpy.types.AddonPreferences):
         box.label(text="Files and Import", icon="IMPORT")
         box.prop(self, "download_dir")
         if not self.download_dir:
-            box.label(text=f"Default: {default_download_dir(create=False)}", icon="FILE_FOLDER")
+            box.label(text=fmt(N_("Default: {folder}"), folder=default_download_dir(create=False)), icon="FILE_FOLDER",
+                      translate=False)
         box.prop(self, "ca_bundle")
         row = box.row()
         row.prop(self, "auto_import")

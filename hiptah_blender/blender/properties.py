@@ -15,7 +15,8 @@ import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from ..client import validation
-from ..client.validation import MAX_PROMPT_CHARS
+from ..i18n import N_
+from .i18n import fmt, language
 from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
 from .settings import addon_preferences
 
@@ -24,18 +25,22 @@ DEFAULT_ITEM = ("default", "Default", "Use the default from the add-on preferenc
 # Item lists handed to Blender, one per (property, default): Blender keeps pointers to
 # the strings of dynamic enum items, so each list must stay referenced (Python freeing
 # them can crash Blender). At most 5 + 3 lists.
-_ITEMS: dict[tuple[str, str], list[tuple[str, str, str, int]]] = {}
+_ITEMS: dict[tuple[str, str, str | None], list[tuple[str, str, str, int]]] = {}
 
 
 def default_items(kind: str, base: list[tuple[str, str, str]], default: str) -> list[tuple[str, str, str, int]]:
     """"Default" spelled out as the value it stands for ("GLB (default)"). The numbers are
     the items' positions in the former static enum, so stored values never change."""
-    items = _ITEMS.get((kind, default))
+    # Formatted, so Blender cannot translate it by itself: one list per language too.
+    key = (kind, default, language())
+    items = _ITEMS.get(key)
     if items is None:
         name = next((label for ident, label, _ in base if ident == default), default.upper())
-        items = [("default", f"{name} (default)", f"Use the add-on preferences' default {kind} (now {name})", 0)]
+        what = fmt(N_("format")) if kind == "format" else fmt(N_("quality"))
+        items = [("default", fmt(N_("{name} (default)"), name=fmt(name)),
+                  fmt(N_("Use the add-on preferences' default {kind} (now {name})"), kind=what, name=fmt(name)), 0)]
         items += [(ident, label, desc, number) for number, (ident, label, desc) in enumerate(base, start=1)]
-        _ITEMS[(kind, default)] = items
+        _ITEMS[key] = items
     return items
 
 
@@ -85,7 +90,7 @@ class HiptahSceneSettings(bpy.types.PropertyGroup):
     )
     prompt: StringProperty(
         name="Prompt",
-        description=f"Describe the model to generate (1 to {MAX_PROMPT_CHARS} characters, no HTML)",
+        description=N_("Describe the model to generate (1 to 500 characters, no HTML)"),
         default="",
     )
     # Dynamic items: the first one reads "GLB (default)", following the preferences.

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from ..client import errors
+from ..i18n import N_
 from ..jobs.records import ErrorInfo, JobEvent, JobRecord, JobState
 from . import account, connection, image_input, online, previews
 
@@ -295,8 +296,8 @@ class Runtime:
             account.note_success()  # the server took a job: key and plan are fine
         if job.state is JobState.FAILED and event.previous_state is not JobState.FAILED:
             account.note_failure(job.error, self.settings)  # 401/403: the status line keeps it
-            text = job.error.user_text() if job.error else "The job failed."
-            self._notice(job.local_id, "ERROR", f"HiPtah: “{job.label(30)}” failed: {text}")
+            reason = job.error.user_text() if job.error else N_("The job failed.")
+            self._notice(job.local_id, "ERROR", f"HiPtah: “{job.label(30)}” failed: {reason}")
         elif job.state is JobState.DOWNLOADED and event.previous_state is not JobState.DOWNLOADED:
             self.import_queue.append((job.local_id, push_undo))  # imported by step(), one a step
 

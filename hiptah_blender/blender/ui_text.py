@@ -14,6 +14,7 @@ from typing import Any
 import blf
 
 from .. import textfit
+from .i18n import iface
 
 _FONT_ID = 0  # Blender's default UI font (what labels use unless the theme changes it)
 _FALLBACK_REGION_WIDTH = 300.0  # no region (tests, popups): a narrow sidebar
@@ -51,7 +52,12 @@ def _wrapped(text: str, width: int, size: float) -> tuple[str, ...]:
     return tuple(textfit.wrap(text, width, lambda s: float(blf.dimensions(_FONT_ID, s)[0])))
 
 
-def wrap_label(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
-    """One label per line; lines after the first are indented like the first line's text."""
-    for i, line in enumerate(lines_for(context, text, boxes=boxes, icon=True)):
-        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+def wrap_label(
+    layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0, translate: bool = True
+) -> None:
+    """One label per line; lines after the first are indented like the first line's text.
+    ``text`` is shown in the interface's language unless ``translate`` is False (a prompt,
+    a name or a path: the user's own words stay as they are)."""
+    shown = iface(text) if translate else text
+    for i, line in enumerate(lines_for(context, shown, boxes=boxes, icon=True)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1", translate=False)

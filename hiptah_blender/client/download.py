@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from ..i18n import N_
 from . import magic
 from .errors import DownloadError, StorageError, TLSError
 from .validation import FORMATS, is_loopback_host
@@ -186,7 +187,9 @@ def fetch_to_file(
             raise DownloadError(
                 "The model link has expired or is not valid any more."
                 if expired
-                else f"The download server answered {response.status_code} {response.reason or ''}".rstrip() + ".",
+                else f"The download server answered {response.status_code} {response.reason}."
+                if response.reason
+                else f"The download server answered {response.status_code}.",
                 status=response.status_code,
                 request_id=response.headers.get("X-Request-Id") or response.headers.get("Request-Id"),
             )
@@ -271,10 +274,10 @@ def _stream(
 
 def _describe_os_error(exc: OSError, folder: Path) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"The disk holding {folder} is full; the model could not be saved."
+        return N_(f"The disk holding {folder} is full; the model could not be saved.")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"The folder {folder} is not writable; the model could not be saved."
-    return f"The model could not be saved in {folder} ({exc.strerror or exc})."
+        return N_(f"The folder {folder} is not writable; the model could not be saved.")
+    return N_(f"The model could not be saved in {folder} ({exc.strerror or exc}).")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..i18n import N_
 from .errors import (
     APIStatusError,
     HiptahError,
@@ -121,9 +122,9 @@ def _status_error(response: requests.Response, body: bytes) -> HiptahError:
     server_message, code = parse_error_body(body, response.headers.get("Content-Type", ""))
     cls = _refine_error_type(error_for_status(status), code)
     if cls is APIStatusError:
-        message = f"The HiPtah server answered with the unexpected status {status}."
+        message = N_(f"The HiPtah server answered with the unexpected status {status}.")
     elif status >= 500:
-        message = f"The HiPtah server had an error ({status})."
+        message = N_(f"The HiPtah server had an error ({status}).")
     else:
         message = None  # the type's own sentence says it best
     return cls(

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from ..i18n import N_
+
 # Secrets registered here are scrubbed from every error message and repr.
 _SECRETS: set[str] = set()
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
@@ -82,7 +84,7 @@ class HiptahError(Exception):
         """What happened, with the server's own words when it sent any (no hint)."""
         parts = [self.message]
         if self.server_message and self.server_message not in self.message:
-            parts.append(f"Server said: {self.server_message}")
+            parts.append(N_(f"Server said: {self.server_message}"))
         return redact(" ".join(sentence(p) for p in parts if p))
 
     def user_text(self) -> str:

@@ -30,6 +30,7 @@ from urllib.parse import quote, urlsplit
 import requests
 from pydantic import BaseModel, ValidationError
 
+from ..i18n import N_
 from . import download as _download
 from .error_responses import _request_id, parse_error_body
 from .errors import (
@@ -146,7 +147,8 @@ class HiptahClient(ApiTransport):
         except (ValueError, RecursionError):
             preview = parse_error_body(body, response.headers.get("Content-Type", ""))[0]
             raise UnexpectedResponseError(
-                "The server's answer is not JSON" + (f" (it starts: {preview[:80]})" if preview else "") + ".",
+                f"The server's answer is not JSON (it starts: {preview[:80]})." if preview
+                else "The server's answer is not JSON.",
                 status=response.status_code, request_id=request_id,
             ) from None
         if not isinstance(data, dict):
@@ -361,7 +363,7 @@ class HiptahClient(ApiTransport):
         deadline = self._clock() + 20.0
         with contextlib.suppress(NotFoundError):
             self._request("GET", f"/job/{CHECK_CONNECTION_JOB_ID}", deadline=deadline, max_retries=1)
-        return f"Connected to {host}: the API key was accepted."
+        return N_(f"Connected to {host}: the API key was accepted.")
 
 
 # --- module helpers ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
+from ..i18n import N_
 from .errors import (
     InvalidBaseURLError,
     InvalidPromptError,
@@ -38,15 +39,15 @@ def prompt_problem(prompt: str | None, *, allow_empty: bool = False) -> str | No
     """Why ``prompt`` cannot be sent, or None when it can. Used for live UI feedback."""
     text = (prompt or "").strip()
     if not text:
-        return None if allow_empty else "Enter a prompt describing the model"
+        return None if allow_empty else N_("Enter a prompt describing the model")
     length = len(text)
     if length > MAX_PROMPT_CHARS:
-        return f"Prompt is {length} characters; the limit is {MAX_PROMPT_CHARS}"
+        return N_(f"Prompt is {length} characters; the limit is {MAX_PROMPT_CHARS}")
     if _HTML_TAG.search(text) or _HTML_ENTITY.search(text):
-        return "Remove the HTML from the prompt"
+        return N_("Remove the HTML from the prompt")
     for ch in text:
         if unicodedata.category(ch) == "Cc" and ch not in "\t\n":
-            return "Remove control characters from the prompt"
+            return N_("Remove control characters from the prompt")
     return None
 
 

@@ -42,8 +42,9 @@ class _Reader:
         obj = self.part(path).objects.get(oid)
         if obj is None:
             raise ThreeMFError(
-                f"The 3MF {where} refers to object {oid}, which does not exist"
-                + (f" in part {path!r}." if path != self.root else ".")
+                f"The 3MF {where} refers to object {oid}, which does not exist in part {path!r}."
+                if path != self.root
+                else f"The 3MF {where} refers to object {oid}, which does not exist."
             )
         return obj
 

@@ -290,7 +290,7 @@ class _ModelParser:
             self.obj = _Object(
                 id=oid,
                 type=attrs.get("type", "model"),
-                name=attrs.get("name", "") or f"Object {oid}",
+                name=attrs.get("name", "") or f"Object {oid}",  # no-i18n: an object name (data)
                 pid=pid,
                 pindex=pindex,
             )

@@ -16,12 +16,13 @@ from urllib.parse import unquote
 from xml.parsers import expat
 
 from ..client.errors import HiptahError
+from ..i18n import N_
 
-_GENERIC_HINT = (
+_GENERIC_HINT = N_(
     "The file may be damaged or not a 3MF model; download it again or re-export it "
     "from the program that made it."
 )
-_LIMIT_HINT = (
+_LIMIT_HINT = N_(
     "The file exceeds the importer's safety limits; if you trust it, simplify or split "
     "the model and try again."
 )

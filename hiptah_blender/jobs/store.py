@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..i18n import N_
 from .records import JobRecord
 
 log = logging.getLogger("hiptah")
@@ -57,7 +58,7 @@ class JobStore:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            self.warning = f"The job history {self.path} cannot be read ({exc.strerror or exc}); starting empty."
+            self.warning = N_(f"The job history {self.path} cannot be read ({exc.strerror or exc}); starting empty.")
             log.warning("%s", self.warning)
             return []
         try:
@@ -67,7 +68,7 @@ class JobStore:
                 raise ValueError("'jobs' is not a list")
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             aside = self._set_aside()
-            self.warning = (
+            self.warning = N_(
                 f"The job history {self.path.name} was unreadable ({type(exc).__name__}) and was "
                 f"renamed to {aside.name if aside else '(could not rename)'}; starting with an empty history."
             )

@@ -82,7 +82,7 @@ def test_bad_file_reports_every_problem_and_queues_nothing(addon: Addon, tmp_pat
 
     # A CSV without a prompt column and no template: says how to fix it (the operator's words).
     path.write_text("color,object\nred,chair\n", encoding="utf-8")
-    with pytest.raises(RuntimeError, match=r"no 'prompt' column .* fill in Template"):
+    with pytest.raises(RuntimeError, match=r"no 'prompt' column .* Template in the panel"):
         bpy.ops.hiptah.batch_generate(filepath=str(path))
     with pytest.raises(RuntimeError, match="does not exist"):
         bpy.ops.hiptah.batch_generate(filepath=str(tmp_path / "missing.txt"))
