@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import bpy
 
-from . import batch_ops, commands, monitor, operators, panels, preferences, properties, runtime
+from . import (
+    batch_ops,
+    commands,
+    library_ops,
+    monitor,
+    operators,
+    panels,
+    preferences,
+    properties,
+    runtime,
+)
 
 _CLASSES: tuple[type, ...] = (
     *preferences.CLASSES,
     *properties.CLASSES,
     *operators.CLASSES,
     *batch_ops.CLASSES,
+    *library_ops.CLASSES,
     *monitor.CLASSES,
     *panels.CLASSES,
 )

@@ -1,10 +1,21 @@
-"""The asset library writer (bpy): one ``.blend`` with every batch result as an asset.
+"""The asset library writer (bpy), for batches and for the personal library.
 
-Each model goes into its own collection under "HiPtah Assets", marked as an asset
-with a preview, tags from the prompt, the prompt as description, author "HiPtah",
-a "HiPtah" catalog and custom metadata (job id, prompt, format, quality) that the
-Asset Browser shows and searches. Point a user asset library at the output folder
-(Preferences > File Paths > Asset Libraries) and the results appear there.
+Every generation becomes the same asset (``mark_asset``): a collection holding the
+model, marked as an asset with a preview, tags from the prompt plus format and
+quality, the prompt as description, author "HiPtah", the catalog of its month
+("HiPtah/2026-12", ``hiptah_blender.assets``) and custom metadata (job id, prompt,
+format, quality, creation time) that the Asset Browser shows and searches; its
+``instance_offset`` is the model's bottom centre, so a drag drops it at the mouse.
+
+Two containers, one asset format:
+
+* ``AssetLibrary`` (batches): one ``.blend`` with every batch result. Point a user
+  asset library at the output folder and the results appear there.
+* ``write_asset_file`` (the personal library, every imported generation): one small
+  ``.blend`` per job in the library folder, written by ``bpy.data.libraries.write``
+  (only the asset's own data-blocks, from the open file, without touching it) to a
+  ``.part`` file and renamed over the job's file: never half-written, and a second
+  save of the same job replaces its file instead of adding a duplicate.
 
 Identity is the row key (``collection["hiptah_row_key"]``): adding a row that is
 already in the library replaces its contents in place, so re-runs and imports
@@ -31,7 +42,6 @@ import math
 import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,30 +50,17 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
+from .. import assets
 from ..batch.tags import asset_name, prompt_tags
 from ..jobs.records import JobRecord
 from .importers import import_model
 
 ROOT_COLLECTION = "HiPtah Assets"
 AUTHOR = "HiPtah"
-CATALOG_PATH = "HiPtah"
-# Fixed, so every batch library (and re-runs) share one catalog.
-CATALOG_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://hiptah.com/blender/catalog/hiptah"))
-CATALOG_FILE = "blender_assets.cats.txt"
+CATALOG_FILE = assets.CATALOG_FILE
 PREVIEW_SIZE = 128
 GRID_SPACING = 4.0
 GRID_COLUMNS = 8
-
-_CATALOG_HEADER = """# This is an Asset Catalog Definition file for Blender.
-#
-# Empty lines and lines starting with `#` will be ignored.
-# The first non-ignored line should be the version indicator.
-# Other lines are of the format "UUID:catalog/path/for/assets:simple catalog name"
-
-VERSION 1
-
-"""
-
 
 class LibraryError(RuntimeError):
     """A model could not be added to the library (the library itself is unchanged)."""
@@ -92,26 +89,6 @@ class LibraryItem:
             file_path=record.file_path,
             created_at=record.submitted_at or record.created_at,
         )
-
-
-def ensure_catalog(folder: Path) -> None:
-    """Add the HiPtah catalog to the folder's catalog file, keeping any others."""
-    path = folder / CATALOG_FILE
-    line = f"{CATALOG_ID}:{CATALOG_PATH}:{CATALOG_PATH}\n"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    if CATALOG_ID in text:
-        return
-    if not text.strip():
-        text = _CATALOG_HEADER
-    elif not text.endswith("\n"):
-        text += "\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text + line, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class AssetLibrary:
@@ -143,7 +120,6 @@ class AssetLibrary:
                 # preferences, which disables the installed add-on running this very batch.
                 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
         self._root = self._root_collection()
-        ensure_catalog(self.path.parent)
 
     def save(self) -> None:
         """Write the .blend (Blender writes a temporary file and renames it)."""
@@ -221,7 +197,8 @@ class AssetLibrary:
         coll.instance_offset = offset
         view_layer: Any = bpy.context.view_layer
         view_layer.update()
-        self._mark(coll, item)
+        mark_asset(coll, item)
+        assets.ensure_catalogs(self.path.parent, [assets.catalog_path(item.created_at)])
         if self.previews:
             # stderr too: creating the offscreen GL context logs EGL warnings there.
             with quiet_stdout(self.quiet, fds=(1, 2)):
@@ -269,26 +246,6 @@ class AssetLibrary:
         # Meshes, materials and images only the removed objects used.
         bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=False, do_recursive=True)
 
-    def _mark(self, coll: Any, item: LibraryItem) -> None:
-        coll.asset_mark()
-        data = coll.asset_data
-        data.description = item.prompt
-        data.author = AUTHOR
-        data.catalog_id = CATALOG_ID
-        while data.tags:
-            data.tags.remove(data.tags[0])
-        for tag in [*prompt_tags(item.prompt), item.format, f"{item.quality} quality", "hiptah"]:
-            if tag not in data.tags:
-                data.tags.new(tag, skip_if_exists=True)
-        data["hiptah_job_id"] = item.job_id
-        data["hiptah_prompt"] = item.prompt
-        data["hiptah_format"] = item.format
-        data["hiptah_quality"] = item.quality
-        data["hiptah_row_key"] = item.row_key
-        data["hiptah_created"] = datetime.datetime.fromtimestamp(
-            item.created_at, tz=datetime.UTC
-        ).isoformat(timespec="seconds")
-
     # ------------------------------------------------------------------ previews
     def _preview(self, coll: Any) -> None:
         gpu = gpu_context_possible()
@@ -308,6 +265,137 @@ class AssetLibrary:
         self._preview_failures += 1
         if self._preview_failures == 1:
             self.log("warning: asset previews could not be rendered here; the assets have none")
+
+
+def mark_asset(coll: Any, item: LibraryItem) -> None:
+    """Make ``coll`` the generation's asset: the one set of fields every HiPtah asset has."""
+    coll.asset_mark()
+    data = coll.asset_data
+    data.description = item.prompt
+    data.author = AUTHOR
+    catalog = assets.catalog_path(item.created_at)
+    data.catalog_id = assets.catalog_id(catalog)
+    while data.tags:
+        data.tags.remove(data.tags[0])
+    for tag in [*prompt_tags(item.prompt), item.format, f"{item.quality} quality", "hiptah"]:
+        if tag not in data.tags:
+            data.tags.new(tag, skip_if_exists=True)
+    data["hiptah_job_id"] = item.job_id
+    data["hiptah_prompt"] = item.prompt
+    data["hiptah_format"] = item.format
+    data["hiptah_quality"] = item.quality
+    data["hiptah_row_key"] = item.row_key
+    data["hiptah_created"] = datetime.datetime.fromtimestamp(item.created_at, tz=datetime.UTC).isoformat(
+        timespec="seconds"
+    )
+
+
+def write_asset_file(
+    folder: str | os.PathLike[str],
+    objects: list[Any],
+    item: LibraryItem,
+    *,
+    anchor: tuple[float, float, float],
+    preview: tuple[int, Any] | None = None,
+    finish: Callable[[Callable[[], None]], Any] | None = None,
+) -> Path:
+    """Save ``objects`` (all of one model, children included, as placed in the open
+    file) as the job's asset file in ``folder``; returns its path. ``anchor``: the
+    model's bottom centre (the asset's instance offset); ``preview``: (side, RGBA
+    floats) for its thumbnail; ``finish``: runs the flush-and-rename elsewhere (a
+    worker), else it is done before returning. The open file is left as it was.
+    Raises OSError or LibraryError; the job's earlier file, if any, stays whole."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    assets.sweep_partials(folder)
+    final = assets.asset_file(folder, item.row_key)
+    partial = assets.partial_file(final)
+    coll = bpy.data.collections.new(asset_name(item.prompt))  # in no scene: only written
+    try:
+        for obj in objects:
+            coll.objects.link(obj)
+        coll.instance_offset = anchor
+        coll["hiptah_row_key"] = item.row_key
+        mark_asset(coll, item)
+        if preview is not None and not PARTIAL_WRITE_DROPS_PREVIEWS:
+            side, pixels = preview
+            image: Any = coll.preview_ensure()
+            image.image_size = (side, side)
+            image.image_pixels_float.foreach_set(pixels)
+        assets.ensure_catalogs(folder, [assets.catalog_path(item.created_at)])
+        try:
+            # ABSOLUTE: textures an importer left on disk still resolve from the library.
+            bpy.data.libraries.write(str(partial), {coll}, path_remap="ABSOLUTE", fake_user=True, compress=False)
+        except BaseException:
+            _discard(partial)
+            raise
+    finally:
+        coll.asset_clear()
+        bpy.data.collections.remove(coll)
+
+    def publish() -> None:
+        try:
+            if preview is not None and PARTIAL_WRITE_DROPS_PREVIEWS:
+                add_preview(partial, item.row_key, preview)
+            assets.publish(partial, final)
+        except BaseException:
+            _discard(partial)
+            raise
+
+    if finish is None:
+        publish()
+    else:
+        finish(publish)
+    return final
+
+
+# Blender 5.0's libraries.write copies each data-block first, and a collection's copy
+# never keeps its preview (checked: 4.2 and 4.5 write it, 5.0.1 does not).
+PARTIAL_WRITE_DROPS_PREVIEWS = bpy.app.version >= (5, 0, 0)
+
+_ADD_PREVIEW = """
+import array, sys, bpy
+path, raw, key, side = sys.argv[sys.argv.index("--") + 1:][:4]
+bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
+coll = next(c for c in bpy.data.collections if c.get("hiptah_row_key") == key)
+pixels = array.array("f")
+with open(raw, "rb") as handle:
+    pixels.frombytes(handle.read())
+image = coll.preview_ensure()
+image.image_size = (int(side), int(side))
+image.image_pixels_float.foreach_set(pixels)
+bpy.ops.wm.save_as_mainfile(filepath=path, check_existing=False, compress=False)
+"""
+
+
+def add_preview(path: Path, row_key: str, preview: tuple[int, Any]) -> None:
+    """Put the preview into the written asset file with a background Blender (the bpy
+    module's Python when this is the bpy module): off the UI's thread, ~1-2 s."""
+    import subprocess
+
+    import numpy as np
+
+    side, pixels = preview
+    raw = path.with_name(path.name + ".rgba")
+    try:
+        raw.write_bytes(np.asarray(pixels, dtype=np.float32).tobytes())
+        if bpy.app.binary_path:
+            command = [bpy.app.binary_path, "-b", "--factory-startup", "--python-expr", _ADD_PREVIEW]
+        else:
+            command = [sys.executable, "-c", _ADD_PREVIEW]
+        done = subprocess.run(
+            [*command, "--", str(path), str(raw), row_key, str(side)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if done.returncode != 0:
+            raise LibraryError(f"the asset preview could not be added ({done.stderr.strip()[-300:]})")
+    finally:
+        _discard(raw)
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 @functools.cache
