@@ -13,6 +13,7 @@ is the same; moving the cursor starts a new row there.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SIZE_KEEP = "KEEP"
@@ -35,7 +36,7 @@ class SizeChoice:
         return {"size": self.size, "target_height": self.height, "facing": self.facing}
 
     @classmethod
-    def from_meta(cls, meta: dict[str, object], fallback: SizeChoice) -> SizeChoice:
+    def from_meta(cls, meta: Mapping[str, object], fallback: SizeChoice) -> SizeChoice:
         size = str(meta.get("size") or fallback.size)
         facing = str(meta.get("facing") or fallback.facing)
         try:

@@ -5,6 +5,7 @@ file; Add Past Generations back-fills; scaled and turned imports."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -273,7 +274,7 @@ def test_models_finishing_together_stand_side_by_side(addon: Addon) -> None:
         pts = [o.matrix_world @ Vector(c) for o in objs for c in o.bound_box]
         boxes.append((min(p.x for p in pts), max(p.x for p in pts), min(p.z for p in pts)))
     boxes.sort()
-    for (lo_a, hi_a, _), (lo_b, _hi_b, _) in zip(boxes, boxes[1:], strict=False):
+    for (_lo_a, hi_a, _), (lo_b, _hi_b, _) in itertools.pairwise(boxes):
         assert lo_b > hi_a, f"models overlap: {boxes}"  # beside, not inside each other
     assert boxes[0][0] <= 1.0 <= boxes[0][1]  # the row starts at the cursor
     assert all(z == pytest.approx(0.0, abs=1e-4) for _, _, z in boxes)
