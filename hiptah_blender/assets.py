@@ -158,11 +158,14 @@ def publish(partial: Path, final: Path) -> None:
 
 def default_library_dir() -> str:
     """The personal library's default folder: per user, outside the extension's own
-    folder (Blender may replace that on upgrade), next to Blender's own "User Library"
-    (~/Documents/Blender/Assets on Windows and macOS, ~/Blender/Assets on Linux when
-    there is no Documents folder)."""
+    folder (Blender may replace that on upgrade), next to Blender's own "User Library":
+    ~/Documents/Blender/HiPtah Library (~/Blender/... without a Documents folder). When
+    BLENDER_USER_RESOURCES redirects Blender's user folder (tests, portable setups), the
+    library goes there too, so such a Blender never writes into the real home."""
+    redirected = os.environ.get("BLENDER_USER_RESOURCES", "").strip()
+    if redirected:
+        return str(Path(redirected) / "HiPtah Library")
     home = Path.home()
     documents = home / "Documents"
     base = documents if documents.is_dir() else home
     return str(base / "Blender" / "HiPtah Library")
-

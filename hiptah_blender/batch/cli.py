@@ -22,6 +22,7 @@ import argparse
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
@@ -264,7 +265,7 @@ def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: Stop
         from ..blender.library import AssetLibrary, LibraryItem
 
         library = AssetLibrary(state.library_path, previews=not args.no_render, quiet=not args.verbose,
-                               log=progress.log)
+                               log=progress.log, personal_dir=personal_library_dir(progress.log))
         library.open()
         item_factory = LibraryItem.from_record
         runner = BatchRunner(rows, scheduler, state, concurrency=concurrency, progress=progress,
@@ -288,6 +289,29 @@ def run(rows: list[Row], args: argparse.Namespace, state: BatchState, stop: Stop
     if result.stopped:
         print(result.stopped)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def personal_library_dir(log: Callable[[str], None]) -> str | None:
+    """The add-on's personal asset library folder when it is on (the add-on's preferences:
+    each batch result is also saved there), registered as the 'HiPtah' library."""
+    try:
+        import bpy
+
+        from ..blender import personal_library
+        from ..blender.settings import addon_preferences, read_settings
+    except ImportError:
+        return None
+    if addon_preferences(bpy.context) is None:
+        return None  # the development entry point (scripts/batch.py): no add-on, no personal library
+    settings = read_settings(bpy.context)
+    if not settings.asset_library:
+        return None
+    try:
+        personal_library.ensure_registered(bpy.context, settings.library_dir)
+    except (OSError, RuntimeError) as exc:
+        log(f"warning: the personal asset library {settings.library_dir} cannot be used: {exc}")
+        return None
+    return settings.library_dir
 
 
 def main(argv: list[str] | None = None) -> int:

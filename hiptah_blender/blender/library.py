@@ -35,13 +35,10 @@ collection is written into the preview's pixels instead.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import dataclasses
 import datetime
-import functools
-import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +51,17 @@ from .. import assets
 from ..batch.tags import asset_name, prompt_tags
 from ..jobs.records import JobRecord
 from .importers import import_model
+from .library_previews import (
+    PreviewError,
+    add_preview,
+    gpu_context_possible,
+    has_pixels,
+    render_preview,
+)
 
 ROOT_COLLECTION = "HiPtah Assets"
 AUTHOR = "HiPtah"
 CATALOG_FILE = assets.CATALOG_FILE
-PREVIEW_SIZE = 128
 GRID_SPACING = 4.0
 GRID_COLUMNS = 8
 
@@ -101,8 +104,11 @@ class AssetLibrary:
         previews: bool = True,
         quiet: bool = True,
         log: Callable[[str], None] | None = None,
+        personal_dir: str | None = None,
     ) -> None:
         self.path = Path(path).resolve()
+        # The user's personal library: each added model is also saved there (its own file).
+        self.personal_dir = personal_dir
         self.previews = previews
         self.quiet = quiet
         self.log = log or (lambda _line: None)
@@ -204,7 +210,24 @@ class AssetLibrary:
             with quiet_stdout(self.quiet, fds=(1, 2)):
                 self._preview(coll)
         self.dirty = True
+        if self.personal_dir:
+            self._save_personal(coll, item, offset)
         return str(coll.name)
+
+    def _save_personal(self, coll: Any, item: LibraryItem, offset: Any) -> None:
+        preview = coll.preview
+        pixels = None
+        if preview is not None and preview.image_size[0]:
+            pixels = (int(preview.image_size[0]), preview.image_pixels_float[:])
+        personal = dataclasses.replace(item, row_key=item.job_id or item.row_key)  # one file per job
+        try:
+            with quiet_stdout(self.quiet):
+                write_asset_file(
+                    str(self.personal_dir), list(coll.all_objects), personal,
+                    anchor=(offset.x, offset.y, offset.z), preview=pixels,
+                )
+        except (OSError, LibraryError, PreviewError, RuntimeError) as exc:
+            self.log(f"warning: not saved to the personal asset library {self.personal_dir}: {exc}")
 
     def _next_slot(self) -> int:
         slots = [int(c["hiptah_slot"]) for c in bpy.data.collections if c.get("hiptah_slot") is not None]
@@ -252,13 +275,13 @@ class AssetLibrary:
         if gpu:
             try:
                 coll.asset_generate_preview()
-                if _has_pixels(coll):
+                if has_pixels(coll):
                     return
             except (RuntimeError, AttributeError):
                 pass
         for engine in ("BLENDER_WORKBENCH", "CYCLES") if gpu else ("CYCLES",):
             try:
-                if _render_preview(coll, engine) and _has_pixels(coll):
+                if render_preview(coll, engine) and has_pixels(coll):
                     return
             except RuntimeError:
                 continue
@@ -353,139 +376,9 @@ def write_asset_file(
 # never keeps its preview (checked: 4.2 and 4.5 write it, 5.0.1 does not).
 PARTIAL_WRITE_DROPS_PREVIEWS = bpy.app.version >= (5, 0, 0)
 
-_ADD_PREVIEW = """
-import array, sys, bpy
-path, raw, key, side = sys.argv[sys.argv.index("--") + 1:][:4]
-bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
-coll = next(c for c in bpy.data.collections if c.get("hiptah_row_key") == key)
-pixels = array.array("f")
-with open(raw, "rb") as handle:
-    pixels.frombytes(handle.read())
-image = coll.preview_ensure()
-image.image_size = (int(side), int(side))
-image.image_pixels_float.foreach_set(pixels)
-bpy.ops.wm.save_as_mainfile(filepath=path, check_existing=False, compress=False)
-"""
-
-
-def add_preview(path: Path, row_key: str, preview: tuple[int, Any]) -> None:
-    """Put the preview into the written asset file with a background Blender (the bpy
-    module's Python when this is the bpy module): off the UI's thread, ~1-2 s."""
-    import subprocess
-
-    import numpy as np
-
-    side, pixels = preview
-    raw = path.with_name(path.name + ".rgba")
-    try:
-        raw.write_bytes(np.asarray(pixels, dtype=np.float32).tobytes())
-        if bpy.app.binary_path:
-            command = [bpy.app.binary_path, "-b", "--factory-startup", "--python-expr", _ADD_PREVIEW]
-        else:
-            command = [sys.executable, "-c", _ADD_PREVIEW]
-        done = subprocess.run(
-            [*command, "--", str(path), str(raw), row_key, str(side)],
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-        if done.returncode != 0:
-            raise LibraryError(f"the asset preview could not be added ({done.stderr.strip()[-300:]})")
-    finally:
-        _discard(raw)
-
-
 def _discard(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
-
-
-@functools.cache
-def gpu_context_possible() -> bool:
-    """Whether Blender can create an OpenGL context here. Background Blender on Linux
-    makes one through EGL and *aborts the process* when libEGL cannot be loaded (a
-    server without GL libraries): there only Cycles on the CPU can render a preview."""
-    if not bpy.app.background or not sys.platform.startswith("linux"):
-        return True
-    try:
-        ctypes.CDLL("libEGL.so.1")
-    except OSError:
-        return False
-    return True
-
-
-def _has_pixels(coll: Any) -> bool:
-    preview = coll.preview
-    if preview is None or tuple(preview.image_size) == (0, 0):
-        return False
-    pixels = preview.image_pixels_float[:]
-    return any(pixels[i] > 0.0 for i in range(3, len(pixels), 4))  # any opaque pixel
-
-
-def _render_preview(coll: Any, engine: str) -> bool:
-    """Render ``coll`` alone into a temporary scene and copy the pixels into its preview."""
-    objects = [o for o in coll.all_objects if o.type in {"MESH", "CURVE", "SURFACE", "FONT", "META"}]
-    if not objects:
-        return False
-    corners = [o.matrix_world @ Vector(c) for o in objects for c in o.bound_box]
-    lo = Vector([min(c[i] for c in corners) for i in range(3)])
-    hi = Vector([max(c[i] for c in corners) for i in range(3)])
-    centre = (lo + hi) / 2
-    radius = max((hi - lo).length / 2, 1e-3)
-
-    # Any: fake-bpy-module's types do not know engine-specific settings (cycles, energy).
-    scene: Any = bpy.data.scenes.new("HiPtah preview")
-    cam_data: Any = bpy.data.cameras.new("HiPtah preview camera")
-    cam = bpy.data.objects.new("HiPtah preview camera", cam_data)
-    light_data: Any = bpy.data.lights.new("HiPtah preview light", type="SUN")
-    light = bpy.data.objects.new("HiPtah preview light", light_data)
-    world = bpy.data.worlds.new("HiPtah preview world")
-    fd, out_path = tempfile.mkstemp(prefix="hiptah-preview-", suffix=".png")
-    os.close(fd)
-    image: Any = None
-    try:
-        scene.collection.children.link(coll)
-        scene.collection.objects.link(cam)
-        scene.collection.objects.link(light)
-        world.color = (0.05, 0.05, 0.05)
-        scene.world = world
-        light_data.energy = 3.0
-        light.rotation_euler = (math.radians(50), 0.0, math.radians(30))
-        direction = Vector((1.0, -1.2, 0.9)).normalized()
-        fov = cam_data.angle
-        distance = radius / math.sin(fov / 2) * 1.05
-        cam.location = centre + direction * distance
-        cam.rotation_euler = (-direction).to_track_quat("-Z", "Y").to_euler()
-        cam_data.clip_end = distance * 4
-        scene.camera = cam
-        scene.render.engine = engine
-        scene.render.resolution_x = scene.render.resolution_y = PREVIEW_SIZE
-        scene.render.resolution_percentage = 100
-        scene.render.film_transparent = True
-        scene.render.image_settings.file_format = "PNG"
-        scene.render.image_settings.color_mode = "RGBA"
-        scene.render.filepath = out_path
-        if engine == "CYCLES":
-            scene.cycles.samples = 32
-            scene.cycles.device = "CPU"
-            # Builds without OpenImageDenoise (Debian's) fail the whole render with it on;
-            # 32 samples at 128 px are clean enough without.
-            scene.cycles.use_denoising = False
-        bpy.ops.render.render(write_still=True, scene=scene.name)
-        image = bpy.data.images.load(out_path, check_existing=False)
-        preview = coll.preview_ensure()
-        preview.image_size = tuple(image.size)
-        preview.image_pixels_float = image.pixels[:]
-        return True
-    finally:
-        if image is not None:
-            bpy.data.images.remove(image)
-        bpy.data.objects.remove(cam)
-        bpy.data.objects.remove(light)
-        bpy.data.cameras.remove(cam_data)
-        bpy.data.lights.remove(light_data)
-        bpy.data.worlds.remove(world)
-        bpy.data.scenes.remove(scene)
-        with contextlib.suppress(OSError):
-            os.unlink(out_path)
 
 
 @contextlib.contextmanager

@@ -288,3 +288,23 @@ def test_models_finishing_together_stand_side_by_side(addon: Addon) -> None:
     pts = [o.matrix_world @ Vector(c) for o in objs for c in o.bound_box]
     assert (min(p.x for p in pts) + max(p.x for p in pts)) / 2 == pytest.approx(-10.0, abs=1e-3)
 
+
+
+def test_batch_library_also_saves_to_the_personal_library(addon: Addon, tmp_path: Path) -> None:
+    from hiptah_blender import assets
+    from hiptah_blender.blender.library import AssetLibrary, LibraryItem
+
+    assert bpy.ops.hiptah.generate(prompt="a blue vase", format="glb", quality="draft", wait=True) == {"FINISHED"}
+    record = addon.rt().scheduler.jobs()[0]
+    personal = tmp_path / "personal"
+    batch = AssetLibrary(tmp_path / "batch" / "library.blend", previews=False, personal_dir=str(personal))
+    batch.open()
+    for _ in range(2):  # a re-run replaces, never duplicates
+        batch.add(LibraryItem.from_record("row-1", record))
+    batch.save()
+    assert asset_files(personal) == [assets.asset_file(personal, record.job_id)]
+    info = read_asset(asset_files(personal)[0])
+    assert info["job_id"] == record.job_id and info["description"] == "a blue vase"
+    assert info["catalog_id"] == assets.catalog_id(assets.catalog_path(record.submitted_at or record.created_at))
+    # Both libraries use the same month catalog.
+    assert assets.read_catalogs(personal) == assets.read_catalogs(tmp_path / "batch")

@@ -89,6 +89,9 @@ def test_sweep_removes_only_old_partials(tmp_path: Path) -> None:
 
 def test_default_library_is_outside_the_extension(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("BLENDER_USER_RESOURCES", str(tmp_path / "bur"))
+    assert assets.default_library_dir() == str(tmp_path / "bur" / "HiPtah Library")
+    monkeypatch.delenv("BLENDER_USER_RESOURCES")
     assert assets.default_library_dir() == str(tmp_path / "Blender" / "HiPtah Library")
     (tmp_path / "Documents").mkdir()
     assert assets.default_library_dir() == str(tmp_path / "Documents" / "Blender" / "HiPtah Library")
