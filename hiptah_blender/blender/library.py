@@ -372,9 +372,10 @@ def write_asset_file(
     return final
 
 
-# Blender 5.0's libraries.write copies each data-block first, and a collection's copy
-# never keeps its preview (checked: 4.2 and 4.5 write it, 5.0.1 does not).
-PARTIAL_WRITE_DROPS_PREVIEWS = bpy.app.version >= (5, 0, 0)
+# Some Blenders' libraries.write copies each data-block first, and a collection's copy
+# never keeps its preview: checked, 4.3.2 and 5.0.1 drop it, 4.2 and 4.5 write it. Where
+# it is not known to be kept, a background Blender adds it (``add_preview``).
+PARTIAL_WRITE_DROPS_PREVIEWS = tuple(bpy.app.version[:2]) not in {(4, 2), (4, 5)}
 
 def _discard(path: Path) -> None:
     with contextlib.suppress(OSError):

@@ -1,7 +1,7 @@
 """Asset previews for the library writer (``library.py``): rendered for batch assets
 (``collection.asset_generate_preview()``, else a Workbench or Cycles render of the
 collection), and put into an already written asset file where Blender's partial
-write drops them (Blender 5.0+, ``add_preview``: a background Blender, off the UI's
+write drops them (4.3, 5.0, ...: ``add_preview``, a background Blender, off the UI's
 thread).
 """
 
