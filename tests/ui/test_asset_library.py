@@ -67,7 +67,7 @@ with bpy.context.temp_override(**ctx):
     bpy.ops.view3d.view_axis(type='TOP')
     rv3d = ctx['area'].spaces.active.region_3d
     rv3d.view_perspective = 'ORTHO'
-    rv3d.view_distance = 3.0  # close enough to see the chest (about half a metre)
+    rv3d.view_distance = 5.0  # close enough to see a model of about half a metre
 result = 1
 """
 UNDER_MOUSE = """
@@ -180,7 +180,7 @@ def test_generate_then_drag_from_the_asset_browser(gui: GuiBlender, extension_zi
     tiles = gui.call(MAIN_REGION)
     start = (tiles["x"] + 60, tiles["y"] + 60)
     view = gui.region("VIEW_3D", "WINDOW")
-    end = (view["x"] + view["width"] // 2 + 200, view["y"] + view["height"] // 2 + 120)
+    end = (view["x"] + view["width"] // 2 + 260, view["y"] + view["height"] // 2 + 230)
     drag(gui, start, end)
     try:
         gui.wait_until(f"{DROPPED.format(job_id=job_id)}\nresult = result is not None", timeout=30,
@@ -189,7 +189,8 @@ def test_generate_then_drag_from_the_asset_browser(gui: GuiBlender, extension_zi
         scene = gui.call("result = [(o.name, o.type, o.instance_type, list(o.keys())) for o in bpy.context.scene.objects]")
         print("tiles", tiles, "start", start, "end", end, "scene", scene)
         raise
-    time.sleep(0.5)
+    gui.move(end[0] + 40, end[1] + 40)  # the pointer moves on: Blender redraws the viewport
+    time.sleep(1.5)
     gui.screenshot("dropped")
 
     # 5. The model's bottom centre is under the mouse (top view: X and Y).
