@@ -26,6 +26,8 @@ class PreviewError(RuntimeError):
 
 
 PREVIEW_SIZE = 128
+# Read here, on the main thread: add_preview() runs on a worker, where bpy is off limits.
+_BLENDER: str = bpy.app.binary_path  # "" in the bpy module: its Python runs the script
 
 
 @functools.cache
@@ -144,8 +146,8 @@ def add_preview(path: Path, row_key: str, preview: tuple[int, Any]) -> None:
     raw = path.with_name(path.name + ".rgba")
     try:
         raw.write_bytes(np.asarray(pixels, dtype=np.float32).tobytes())
-        if bpy.app.binary_path:
-            command = [bpy.app.binary_path, "-b", "--factory-startup", "--python-expr", _ADD_PREVIEW]
+        if _BLENDER:
+            command = [_BLENDER, "-b", "--factory-startup", "--python-expr", _ADD_PREVIEW]
         else:
             command = [sys.executable, "-c", _ADD_PREVIEW]
         done = subprocess.run(
