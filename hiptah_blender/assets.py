@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import os
 import re
 import time
@@ -162,10 +163,14 @@ def default_library_dir() -> str:
     ~/Documents/Blender/HiPtah Library (~/Blender/... without a Documents folder). When
     BLENDER_USER_RESOURCES redirects Blender's user folder (tests, portable setups), the
     library goes there too, so such a Blender never writes into the real home."""
-    redirected = os.environ.get("BLENDER_USER_RESOURCES", "").strip()
+    return _default_for(os.environ.get("BLENDER_USER_RESOURCES", "").strip(), str(Path.home()))
+
+
+@functools.lru_cache(maxsize=8)
+def _default_for(redirected: str, home: str) -> str:
+    # Cached: the preferences draw it, and drawing must not touch the disk every time.
     if redirected:
         return str(Path(redirected) / "HiPtah Library")
-    home = Path.home()
-    documents = home / "Documents"
-    base = documents if documents.is_dir() else home
+    documents = Path(home) / "Documents"
+    base = documents if documents.is_dir() else Path(home)
     return str(base / "Blender" / "HiPtah Library")

@@ -40,6 +40,7 @@ import datetime
 import os
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,11 @@ class AssetLibrary:
         personal_dir: str | None = None,
     ) -> None:
         self.path = Path(path).resolve()
-        # The user's personal library: each added model is also saved there (its own file).
+        # The user's personal library: each added model is also saved there (its own file),
+        # finished (flush, rename, a preview where Blender drops it) on a worker thread.
         self.personal_dir = personal_dir
+        self._finishing: list[Future[None]] = []
+        self._pool: ThreadPoolExecutor | None = None
         self.previews = previews
         self.quiet = quiet
         self.log = log or (lambda _line: None)
@@ -128,7 +132,9 @@ class AssetLibrary:
         self._root = self._root_collection()
 
     def save(self) -> None:
-        """Write the .blend (Blender writes a temporary file and renames it)."""
+        """Write the .blend (Blender writes a temporary file and renames it); wait for the
+        personal library's files to be finished."""
+        self._wait_personal()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with quiet_stdout(self.quiet):
             bpy.ops.wm.save_as_mainfile(filepath=str(self.path), check_existing=False, compress=True)
@@ -220,14 +226,28 @@ class AssetLibrary:
         if preview is not None and preview.image_size[0]:
             pixels = (int(preview.image_size[0]), preview.image_pixels_float[:])
         personal = dataclasses.replace(item, row_key=item.job_id or item.row_key)  # one file per job
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hiptah-library")
+        pool = self._pool
         try:
             with quiet_stdout(self.quiet):
                 write_asset_file(
                     str(self.personal_dir), list(coll.all_objects), personal,
                     anchor=(offset.x, offset.y, offset.z), preview=pixels,
+                    finish=lambda work: self._finishing.append(pool.submit(work)),
                 )
         except (OSError, LibraryError, PreviewError, RuntimeError) as exc:
-            self.log(f"warning: not saved to the personal asset library {self.personal_dir}: {exc}")
+            self._warn_personal(exc)
+
+    def _wait_personal(self) -> None:
+        finishing, self._finishing = self._finishing, []
+        for future in finishing:
+            problem = future.exception()
+            if problem is not None:
+                self._warn_personal(problem)
+
+    def _warn_personal(self, exc: BaseException) -> None:
+        self.log(f"warning: not saved to the personal asset library {self.personal_dir}: {exc}")
 
     def _next_slot(self) -> int:
         slots = [int(c["hiptah_slot"]) for c in bpy.data.collections if c.get("hiptah_slot") is not None]

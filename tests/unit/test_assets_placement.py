@@ -94,6 +94,7 @@ def test_default_library_is_outside_the_extension(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("BLENDER_USER_RESOURCES")
     assert assets.default_library_dir() == str(tmp_path / "Blender" / "HiPtah Library")
     (tmp_path / "Documents").mkdir()
+    assets._default_for.cache_clear()  # the folder appeared: what a new session would see
     assert assets.default_library_dir() == str(tmp_path / "Documents" / "Blender" / "HiPtah Library")
 
 
