@@ -9,6 +9,7 @@ from . import (
     batch_ops,
     commands,
     i18n,
+    library_ops,
     monitor,
     operators,
     panels,
@@ -22,6 +23,7 @@ _CLASSES: tuple[type, ...] = (
     *properties.CLASSES,
     *operators.CLASSES,
     *batch_ops.CLASSES,
+    *library_ops.CLASSES,
     *monitor.CLASSES,
     *panels.CLASSES,
 )

@@ -54,4 +54,21 @@ def make_client(settings: Settings, agent: str, **options: Any) -> HiptahClient:
     )
 
 
-__all__ = ["addon_version", "make_client", "user_agent"]
+__all__ = ["addon_version", "check", "make_client", "user_agent"]
+
+
+def check(settings: Settings, *, timeout: float) -> str:
+    """Test Connection: one short request with these settings; a refusal is kept for the
+    status line (account.py), a success clears it. Raises HiptahError."""
+    from ..client import errors
+    from ..jobs.records import ErrorInfo
+    from . import account
+
+    client = make_client(settings, user_agent(), timeout=timeout, max_retries=1)
+    try:
+        answer = client.check_connection()
+    except errors.HiptahError as exc:
+        account.note_failure(ErrorInfo.from_exception(exc), settings)
+        raise
+    account.note_success("key")
+    return answer

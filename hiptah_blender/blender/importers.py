@@ -2,8 +2,11 @@
 placement, naming, provenance and selection, with a clean rollback on failure.
 
 Placement: the imported top-level objects move together so that the bottom centre
-of their combined world bounding box lands on the 3D cursor (or the world origin).
-They are translated only, never rotated or scaled.
+of their combined world bounding box lands on the 3D cursor (or the world origin), or
+beside the models placed just before (``spot``: the runtime's row, see
+``hiptah_blender.placement``). Size and facing (``SizeChoice``): by default they are
+only translated; on request they are turned about Z and scaled uniformly about that
+bottom centre, so the model stands on the same spot.
 
 Rollback: every ID datablock the importer created (objects, meshes, materials,
 images, collections, ...) is found by diffing ``bpy.data`` before and after, and
@@ -20,11 +23,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import bpy
-from mathutils import Vector
+from mathutils import Matrix, Vector
 
 from ..client import magic, validation
 from ..client.errors import HiptahError
 from ..jobs.records import JobRecord
+from ..placement import SizeChoice, Vec3
+
+# Where a model's bottom centre goes: (anchor, model width along X) -> position.
+Spot = Callable[[Vec3, float], Vec3]
 
 # bpy.data collections an importer may add to; those missing in a Blender version are skipped.
 _ID_COLLECTIONS = (
@@ -181,6 +188,8 @@ def import_model(
     scene: Any = None,
     collection_name: str = "HiPtah",
     placement: str = "CURSOR",
+    size: SizeChoice | None = None,
+    spot: Spot | None = None,
 ) -> list[Any]:
     """Import ``path`` into ``scene`` (default: the context's scene). Returns the new
     top-level objects. Raises ModelImportError with the scene left untouched."""
@@ -207,7 +216,8 @@ def import_model(
         if not objects:
             raise ModelImportError(f"The file {os.path.basename(path)} contains no objects.")
         _check_geometry(objects, fmt, path)
-        roots = _arrange(context, scene, objects, record, collection_name, placement)
+        roots = _arrange(context, scene, objects, record, collection_name)
+        _place(context, scene, objects, roots, placement, size or SizeChoice(), spot)
     except Exception as exc:
         # Undo whatever the importer managed to create, then restore the selection.
         created = _new_ids(before)
@@ -278,9 +288,7 @@ def _check_geometry(objects: list[Any], fmt: str, path: str) -> None:
             )
 
 
-def _arrange(
-    context: Any, scene: Any, objects: list[Any], record: JobRecord, collection_name: str, placement: str
-) -> list[Any]:
+def _arrange(context: Any, scene: Any, objects: list[Any], record: JobRecord, collection_name: str) -> list[Any]:
     target = target_collection(scene, collection_name)
     for obj in objects:
         for coll in list(obj.users_collection):
@@ -291,16 +299,6 @@ def _arrange(
     roots = [o for o in objects if o.parent not in new_set]
     target_layer = scene.view_layers[0] if scene != context.scene else context.view_layer
     target_layer.update()
-
-    bounds = _world_bounds(objects)
-    if bounds is not None:
-        lo, hi = bounds
-        anchor = scene.cursor.location.copy() if placement == "CURSOR" else Vector((0.0, 0.0, 0.0))
-        bottom_centre = Vector(((lo.x + hi.x) / 2, (lo.y + hi.y) / 2, lo.z))
-        offset = anchor - bottom_centre
-        for root in roots:
-            root.matrix_world.translation += offset
-        target_layer.update()
 
     name = object_name(record)
     created = datetime.datetime.fromtimestamp(record.created_at, tz=datetime.UTC).isoformat(timespec="seconds")
@@ -319,6 +317,41 @@ def _arrange(
         obj.select_set(True, view_layer=target_layer)
     target_layer.objects.active = roots[0]
     return roots
+
+
+def _place(
+    context: Any, scene: Any, objects: list[Any], roots: list[Any], placement: str, size: SizeChoice, spot: Spot | None
+) -> None:
+    """Turn and scale about the bottom centre, then move that bottom centre to its spot."""
+    layer = scene.view_layers[0] if scene != context.scene else context.view_layer
+    bounds = _world_bounds(objects)
+    if bounds is None:
+        return
+    lo, hi = bounds
+    pivot = Vector(((lo.x + hi.x) / 2, (lo.y + hi.y) / 2, lo.z))
+    factor = size.scale_for(hi.z - lo.z)
+    if factor != 1.0 or size.turn:
+        change = (
+            Matrix.Translation(pivot.to_tuple())
+            @ Matrix.Rotation(size.turn, 4, "Z")
+            @ Matrix.Scale(factor, 4)
+            @ Matrix.Translation((-pivot).to_tuple())
+        )
+        for root in roots:
+            root.matrix_world = change @ root.matrix_world
+        layer.update()
+        bounds = _world_bounds(objects)
+        if bounds is None:
+            return
+        lo, hi = bounds
+    anchor = scene.cursor.location.copy() if placement == "CURSOR" else Vector((0.0, 0.0, 0.0))
+    if spot is not None:
+        anchor = Vector(spot((anchor.x, anchor.y, anchor.z), hi.x - lo.x))
+    bottom_centre = Vector(((lo.x + hi.x) / 2, (lo.y + hi.y) / 2, lo.z))
+    offset = anchor - bottom_centre
+    for root in roots:
+        root.matrix_world.translation += offset
+    layer.update()
 
 
 def _restore_selection(view_layer: Any, selected: list[Any], active: Any) -> None:

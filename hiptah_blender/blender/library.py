@@ -1,10 +1,21 @@
-"""The asset library writer (bpy): one ``.blend`` with every batch result as an asset.
+"""The asset library writer (bpy), for batches and for the personal library.
 
-Each model goes into its own collection under "HiPtah Assets", marked as an asset
-with a preview, tags from the prompt, the prompt as description, author "HiPtah",
-a "HiPtah" catalog and custom metadata (job id, prompt, format, quality) that the
-Asset Browser shows and searches. Point a user asset library at the output folder
-(Preferences > File Paths > Asset Libraries) and the results appear there.
+Every generation becomes the same asset (``mark_asset``): a collection holding the
+model, marked as an asset with a preview, tags from the prompt plus format and
+quality, the prompt as description, author "HiPtah", the catalog of its month
+("HiPtah/2026-12", ``hiptah_blender.assets``) and custom metadata (job id, prompt,
+format, quality, creation time) that the Asset Browser shows and searches; its
+``instance_offset`` is the model's bottom centre, so a drag drops it at the mouse.
+
+Two containers, one asset format:
+
+* ``AssetLibrary`` (batches): one ``.blend`` with every batch result. Point a user
+  asset library at the output folder and the results appear there.
+* ``write_asset_file`` (the personal library, every imported generation): one small
+  ``.blend`` per job in the library folder, written by ``bpy.data.libraries.write``
+  (only the asset's own data-blocks, from the open file, without touching it) to a
+  ``.part`` file and renamed over the job's file: never half-written, and a second
+  save of the same job replaces its file instead of adding a duplicate.
 
 Identity is the row key (``collection["hiptah_row_key"]``): adding a row that is
 already in the library replaces its contents in place, so re-runs and imports
@@ -24,15 +35,12 @@ collection is written into the preview's pixels instead.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import dataclasses
 import datetime
-import functools
-import math
 import os
 import sys
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,30 +48,23 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
+from .. import assets
 from ..batch.tags import asset_name, prompt_tags
 from ..jobs.records import JobRecord
 from .importers import import_model
+from .library_previews import (
+    PreviewError,
+    add_preview,
+    gpu_context_possible,
+    has_pixels,
+    render_preview,
+)
 
 ROOT_COLLECTION = "HiPtah Assets"
 AUTHOR = "HiPtah"
-CATALOG_PATH = "HiPtah"
-# Fixed, so every batch library (and re-runs) share one catalog.
-CATALOG_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://hiptah.com/blender/catalog/hiptah"))
-CATALOG_FILE = "blender_assets.cats.txt"
-PREVIEW_SIZE = 128
+CATALOG_FILE = assets.CATALOG_FILE
 GRID_SPACING = 4.0
 GRID_COLUMNS = 8
-
-_CATALOG_HEADER = """# This is an Asset Catalog Definition file for Blender.
-#
-# Empty lines and lines starting with `#` will be ignored.
-# The first non-ignored line should be the version indicator.
-# Other lines are of the format "UUID:catalog/path/for/assets:simple catalog name"
-
-VERSION 1
-
-"""
-
 
 class LibraryError(RuntimeError):
     """A model could not be added to the library (the library itself is unchanged)."""
@@ -94,26 +95,6 @@ class LibraryItem:
         )
 
 
-def ensure_catalog(folder: Path) -> None:
-    """Add the HiPtah catalog to the folder's catalog file, keeping any others."""
-    path = folder / CATALOG_FILE
-    line = f"{CATALOG_ID}:{CATALOG_PATH}:{CATALOG_PATH}\n"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        text = ""
-    if CATALOG_ID in text:
-        return
-    if not text.strip():
-        text = _CATALOG_HEADER
-    elif not text.endswith("\n"):
-        text += "\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text + line, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class AssetLibrary:
     """Opens (or starts) the library file in this Blender session; add(), then save()."""
 
@@ -124,8 +105,14 @@ class AssetLibrary:
         previews: bool = True,
         quiet: bool = True,
         log: Callable[[str], None] | None = None,
+        personal_dir: str | None = None,
     ) -> None:
         self.path = Path(path).resolve()
+        # The user's personal library: each added model is also saved there (its own file),
+        # finished (flush, rename, a preview where Blender drops it) on a worker thread.
+        self.personal_dir = personal_dir
+        self._finishing: list[Future[None]] = []
+        self._pool: ThreadPoolExecutor | None = None
         self.previews = previews
         self.quiet = quiet
         self.log = log or (lambda _line: None)
@@ -143,10 +130,11 @@ class AssetLibrary:
                 # preferences, which disables the installed add-on running this very batch.
                 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
         self._root = self._root_collection()
-        ensure_catalog(self.path.parent)
 
     def save(self) -> None:
-        """Write the .blend (Blender writes a temporary file and renames it)."""
+        """Write the .blend (Blender writes a temporary file and renames it); wait for the
+        personal library's files to be finished."""
+        self._wait_personal()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with quiet_stdout(self.quiet):
             bpy.ops.wm.save_as_mainfile(filepath=str(self.path), check_existing=False, compress=True)
@@ -221,13 +209,45 @@ class AssetLibrary:
         coll.instance_offset = offset
         view_layer: Any = bpy.context.view_layer
         view_layer.update()
-        self._mark(coll, item)
+        mark_asset(coll, item)
+        assets.ensure_catalogs(self.path.parent, [assets.catalog_path(item.created_at)])
         if self.previews:
             # stderr too: creating the offscreen GL context logs EGL warnings there.
             with quiet_stdout(self.quiet, fds=(1, 2)):
                 self._preview(coll)
         self.dirty = True
+        if self.personal_dir:
+            self._save_personal(coll, item, offset)
         return str(coll.name)
+
+    def _save_personal(self, coll: Any, item: LibraryItem, offset: Any) -> None:
+        preview = coll.preview
+        pixels = None
+        if preview is not None and preview.image_size[0]:
+            pixels = (int(preview.image_size[0]), preview.image_pixels_float[:])
+        personal = dataclasses.replace(item, row_key=item.job_id or item.row_key)  # one file per job
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hiptah-library")
+        pool = self._pool
+        try:
+            with quiet_stdout(self.quiet):
+                write_asset_file(
+                    str(self.personal_dir), list(coll.all_objects), personal,
+                    anchor=(offset.x, offset.y, offset.z), preview=pixels,
+                    finish=lambda work: self._finishing.append(pool.submit(work)),
+                )
+        except (OSError, LibraryError, PreviewError, RuntimeError) as exc:
+            self._warn_personal(exc)
+
+    def _wait_personal(self) -> None:
+        finishing, self._finishing = self._finishing, []
+        for future in finishing:
+            problem = future.exception()
+            if problem is not None:
+                self._warn_personal(problem)
+
+    def _warn_personal(self, exc: BaseException) -> None:
+        self.log(f"warning: not saved to the personal asset library {self.personal_dir}: {exc}")
 
     def _next_slot(self) -> int:
         slots = [int(c["hiptah_slot"]) for c in bpy.data.collections if c.get("hiptah_slot") is not None]
@@ -269,39 +289,19 @@ class AssetLibrary:
         # Meshes, materials and images only the removed objects used.
         bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=False, do_recursive=True)
 
-    def _mark(self, coll: Any, item: LibraryItem) -> None:
-        coll.asset_mark()
-        data = coll.asset_data
-        data.description = item.prompt
-        data.author = AUTHOR
-        data.catalog_id = CATALOG_ID
-        while data.tags:
-            data.tags.remove(data.tags[0])
-        for tag in [*prompt_tags(item.prompt), item.format, f"{item.quality} quality", "hiptah"]:
-            if tag not in data.tags:
-                data.tags.new(tag, skip_if_exists=True)
-        data["hiptah_job_id"] = item.job_id
-        data["hiptah_prompt"] = item.prompt
-        data["hiptah_format"] = item.format
-        data["hiptah_quality"] = item.quality
-        data["hiptah_row_key"] = item.row_key
-        data["hiptah_created"] = datetime.datetime.fromtimestamp(
-            item.created_at, tz=datetime.UTC
-        ).isoformat(timespec="seconds")
-
     # ------------------------------------------------------------------ previews
     def _preview(self, coll: Any) -> None:
         gpu = gpu_context_possible()
         if gpu:
             try:
                 coll.asset_generate_preview()
-                if _has_pixels(coll):
+                if has_pixels(coll):
                     return
             except (RuntimeError, AttributeError):
                 pass
         for engine in ("BLENDER_WORKBENCH", "CYCLES") if gpu else ("CYCLES",):
             try:
-                if _render_preview(coll, engine) and _has_pixels(coll):
+                if render_preview(coll, engine) and has_pixels(coll):
                     return
             except RuntimeError:
                 continue
@@ -310,94 +310,96 @@ class AssetLibrary:
             self.log("warning: asset previews could not be rendered here; the assets have none")
 
 
-@functools.cache
-def gpu_context_possible() -> bool:
-    """Whether Blender can create an OpenGL context here. Background Blender on Linux
-    makes one through EGL and *aborts the process* when libEGL cannot be loaded (a
-    server without GL libraries): there only Cycles on the CPU can render a preview."""
-    if not bpy.app.background or not sys.platform.startswith("linux"):
-        return True
+def mark_asset(coll: Any, item: LibraryItem) -> None:
+    """Make ``coll`` the generation's asset: the one set of fields every HiPtah asset has."""
+    coll.asset_mark()
+    data = coll.asset_data
+    data.description = item.prompt
+    data.author = AUTHOR
+    catalog = assets.catalog_path(item.created_at)
+    data.catalog_id = assets.catalog_id(catalog)
+    while data.tags:
+        data.tags.remove(data.tags[0])
+    for tag in [*prompt_tags(item.prompt), item.format, f"{item.quality} quality", "hiptah"]:
+        if tag not in data.tags:
+            data.tags.new(tag, skip_if_exists=True)
+    data["hiptah_job_id"] = item.job_id
+    data["hiptah_prompt"] = item.prompt
+    data["hiptah_format"] = item.format
+    data["hiptah_quality"] = item.quality
+    data["hiptah_row_key"] = item.row_key
+    data["hiptah_created"] = datetime.datetime.fromtimestamp(item.created_at, tz=datetime.UTC).isoformat(
+        timespec="seconds"
+    )
+
+
+def write_asset_file(
+    folder: str | os.PathLike[str],
+    objects: list[Any],
+    item: LibraryItem,
+    *,
+    anchor: tuple[float, float, float],
+    preview: tuple[int, Any] | None = None,
+    finish: Callable[[Callable[[], None]], Any] | None = None,
+) -> Path:
+    """Save ``objects`` (all of one model, children included, as placed in the open
+    file) as the job's asset file in ``folder``; returns its path. ``anchor``: the
+    model's bottom centre (the asset's instance offset); ``preview``: (side, RGBA
+    floats) for its thumbnail; ``finish``: runs the flush-and-rename elsewhere (a
+    worker), else it is done before returning. The open file is left as it was.
+    Raises OSError or LibraryError; the job's earlier file, if any, stays whole."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    assets.sweep_partials(folder)
+    final = assets.asset_file(folder, item.row_key)
+    partial = assets.partial_file(final)
+    coll = bpy.data.collections.new(asset_name(item.prompt))  # in no scene: only written
     try:
-        ctypes.CDLL("libEGL.so.1")
-    except OSError:
-        return False
-    return True
-
-
-def _has_pixels(coll: Any) -> bool:
-    preview = coll.preview
-    if preview is None or tuple(preview.image_size) == (0, 0):
-        return False
-    pixels = preview.image_pixels_float[:]
-    return any(pixels[i] > 0.0 for i in range(3, len(pixels), 4))  # any opaque pixel
-
-
-def _render_preview(coll: Any, engine: str) -> bool:
-    """Render ``coll`` alone into a temporary scene and copy the pixels into its preview."""
-    objects = [o for o in coll.all_objects if o.type in {"MESH", "CURVE", "SURFACE", "FONT", "META"}]
-    if not objects:
-        return False
-    corners = [o.matrix_world @ Vector(c) for o in objects for c in o.bound_box]
-    lo = Vector([min(c[i] for c in corners) for i in range(3)])
-    hi = Vector([max(c[i] for c in corners) for i in range(3)])
-    centre = (lo + hi) / 2
-    radius = max((hi - lo).length / 2, 1e-3)
-
-    # Any: fake-bpy-module's types do not know engine-specific settings (cycles, energy).
-    scene: Any = bpy.data.scenes.new("HiPtah preview")
-    cam_data: Any = bpy.data.cameras.new("HiPtah preview camera")
-    cam = bpy.data.objects.new("HiPtah preview camera", cam_data)
-    light_data: Any = bpy.data.lights.new("HiPtah preview light", type="SUN")
-    light = bpy.data.objects.new("HiPtah preview light", light_data)
-    world = bpy.data.worlds.new("HiPtah preview world")
-    fd, out_path = tempfile.mkstemp(prefix="hiptah-preview-", suffix=".png")
-    os.close(fd)
-    image: Any = None
-    try:
-        scene.collection.children.link(coll)
-        scene.collection.objects.link(cam)
-        scene.collection.objects.link(light)
-        world.color = (0.05, 0.05, 0.05)
-        scene.world = world
-        light_data.energy = 3.0
-        light.rotation_euler = (math.radians(50), 0.0, math.radians(30))
-        direction = Vector((1.0, -1.2, 0.9)).normalized()
-        fov = cam_data.angle
-        distance = radius / math.sin(fov / 2) * 1.05
-        cam.location = centre + direction * distance
-        cam.rotation_euler = (-direction).to_track_quat("-Z", "Y").to_euler()
-        cam_data.clip_end = distance * 4
-        scene.camera = cam
-        scene.render.engine = engine
-        scene.render.resolution_x = scene.render.resolution_y = PREVIEW_SIZE
-        scene.render.resolution_percentage = 100
-        scene.render.film_transparent = True
-        scene.render.image_settings.file_format = "PNG"
-        scene.render.image_settings.color_mode = "RGBA"
-        scene.render.filepath = out_path
-        if engine == "CYCLES":
-            scene.cycles.samples = 32
-            scene.cycles.device = "CPU"
-            # Builds without OpenImageDenoise (Debian's) fail the whole render with it on;
-            # 32 samples at 128 px are clean enough without.
-            scene.cycles.use_denoising = False
-        bpy.ops.render.render(write_still=True, scene=scene.name)
-        image = bpy.data.images.load(out_path, check_existing=False)
-        preview = coll.preview_ensure()
-        preview.image_size = tuple(image.size)
-        preview.image_pixels_float = image.pixels[:]
-        return True
+        for obj in objects:
+            coll.objects.link(obj)
+        coll.instance_offset = anchor
+        coll["hiptah_row_key"] = item.row_key
+        mark_asset(coll, item)
+        if preview is not None and not PARTIAL_WRITE_DROPS_PREVIEWS:
+            side, pixels = preview
+            image: Any = coll.preview_ensure()
+            image.image_size = (side, side)
+            image.image_pixels_float.foreach_set(pixels)
+        assets.ensure_catalogs(folder, [assets.catalog_path(item.created_at)])
+        try:
+            # ABSOLUTE: textures an importer left on disk still resolve from the library.
+            bpy.data.libraries.write(str(partial), {coll}, path_remap="ABSOLUTE", fake_user=True, compress=False)
+        except BaseException:
+            _discard(partial)
+            raise
     finally:
-        if image is not None:
-            bpy.data.images.remove(image)
-        bpy.data.objects.remove(cam)
-        bpy.data.objects.remove(light)
-        bpy.data.cameras.remove(cam_data)
-        bpy.data.lights.remove(light_data)
-        bpy.data.worlds.remove(world)
-        bpy.data.scenes.remove(scene)
-        with contextlib.suppress(OSError):
-            os.unlink(out_path)
+        coll.asset_clear()
+        bpy.data.collections.remove(coll)
+
+    def publish() -> None:
+        try:
+            if preview is not None and PARTIAL_WRITE_DROPS_PREVIEWS:
+                add_preview(partial, item.row_key, preview)
+            assets.publish(partial, final)
+        except BaseException:
+            _discard(partial)
+            raise
+
+    if finish is None:
+        publish()
+    else:
+        finish(publish)
+    return final
+
+
+# Some Blenders' libraries.write copies each data-block first, and a collection's copy
+# never keeps its preview: checked, 4.3.2 and 5.0.1 drop it, 4.2 and 4.5 write it. Where
+# it is not known to be kept, a background Blender adds it (``add_preview``).
+PARTIAL_WRITE_DROPS_PREVIEWS = tuple(bpy.app.version[:2]) not in {(4, 2), (4, 5)}
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 @contextlib.contextmanager

@@ -21,8 +21,9 @@ from typing import Any
 import bpy
 from mathutils import Vector
 
+from .. import assets as asset_files
 from ..batch.merge import MergePlan, Pick
-from .library import GRID_COLUMNS, GRID_SPACING, ROOT_COLLECTION, ensure_catalog, quiet_stdout
+from .library import GRID_COLUMNS, GRID_SPACING, ROOT_COLLECTION, quiet_stdout
 
 
 @dataclass
@@ -101,7 +102,11 @@ def merge_libraries(target: str | Path, plan: MergePlan, *, quiet: bool = True) 
             added += 1
     bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=False, do_recursive=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ensure_catalog(path.parent)
+    # The shards' catalogs (the root and one per month), so every merged asset keeps its place.
+    catalogs = {asset_files.CATALOG_ROOT}
+    for folder in {Path(pick.library).parent for pick in plan.picks}:
+        catalogs.update(asset_files.read_catalogs(folder).values())
+    asset_files.ensure_catalogs(path.parent, sorted(catalogs))
     with quiet_stdout(quiet):
         bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False, compress=True)
     assets = sum(1 for c in bpy.data.collections if c.get("hiptah_row_key") and c.asset_data is not None)

@@ -12,14 +12,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from ..client import errors, validation
 from ..jobs.records import JobState
 from . import image_input, monitor, runtime
 from .i18n import iface, rpt
-from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
-from .properties import DEFAULT_ITEM, job_items, scene_settings
+from .preferences import FACING_ITEMS, FORMAT_ITEMS, QUALITY_ITEMS, SIZE_ITEMS
+from .properties import DEFAULT_ITEM, effective_size, job_items, scene_settings
 from .settings import ADDON_ID, read_settings, user_dir
 
 if TYPE_CHECKING:
@@ -121,6 +121,12 @@ class HIPTAH_OT_generate(bpy.types.Operator):
         options={"SKIP_SAVE"},
         search=lambda self, context, text: [i.name for i in bpy.data.images if text.lower() in i.name.lower()],
     )
+    size: EnumProperty(name="Size", items=[DEFAULT_ITEM, *SIZE_ITEMS], default="default", options={"SKIP_SAVE"})
+    target_height: FloatProperty(
+        name="Height", description="Height in metres for Size 'Height' (0: the panel's or the preferences')",
+        default=0.0, min=0.0, subtype="DISTANCE", unit="LENGTH", options={"SKIP_SAVE"},
+    )
+    facing: EnumProperty(name="Facing", items=[DEFAULT_ITEM, *FACING_ITEMS], default="default", options={"SKIP_SAVE"})
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -193,6 +199,7 @@ class HIPTAH_OT_generate(bpy.types.Operator):
                 image_name=image.name if image else None,
                 temp_image=bool(image and image.temp),
                 auto_import=auto_import,
+                size=effective_size(context, rt.settings, self.size, self.target_height, self.facing),
             )
         except errors.HiptahError as exc:
             if image is not None:
@@ -215,6 +222,8 @@ class HIPTAH_OT_generate(bpy.types.Operator):
                 report(self, "INFO", f"HiPtah: imported “{label}” as {names}.")
             else:
                 report(self, "INFO", f"HiPtah: imported “{label}”.")
+            if record.local_id in rt.library_warnings:
+                report(self, "WARNING", f"HiPtah: {rt.library_warnings[record.local_id]}")
             return {"FINISHED"}
         if record.state is JobState.DOWNLOADED:
             problem = rt.import_errors.get(record.local_id)
@@ -353,6 +362,8 @@ class HIPTAH_OT_import_job(_JobOperator, bpy.types.Operator):
         except errors.HiptahError as exc:
             return report_error(self, exc)
         report(self, "INFO", f"HiPtah: imported {', '.join(o.name for o in roots)}.")
+        if local_id in rt.library_warnings:
+            report(self, "WARNING", f"HiPtah: {rt.library_warnings[local_id]}")
         return {"FINISHED"}
 
 
@@ -461,6 +472,7 @@ class VIEW3D_MT_hiptah(bpy.types.Menu):
         layout.operator(monitor.HIPTAH_OT_monitor.bl_idname, text="Watch Jobs", icon="TIME")
         layout.operator(HIPTAH_OT_test_connection.bl_idname, icon="URL")
         layout.operator(HIPTAH_OT_open_folder.bl_idname, text="Open Download Folder", icon="FILE_FOLDER")
+        layout.operator("hiptah.add_past_generations", icon="ASSET_MANAGER")
         layout.operator(HIPTAH_OT_open_preferences.bl_idname, text="Preferences…", icon="PREFERENCES")
 
 

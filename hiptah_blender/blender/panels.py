@@ -198,6 +198,11 @@ class VIEW3D_PT_hiptah(bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(ui, "format", text="")
         row.prop(ui, "quality", text="")
+        row = layout.row(align=True)  # size and facing (issue 16; the layout may move)
+        row.prop(ui, "size", text="")
+        if ui.size == "HEIGHT":
+            row.prop(ui, "target_height", text="")
+        row.prop(ui, "facing", text="")
 
         col = layout.column()
         col.context_pointer_set("hiptah_settings", ui)

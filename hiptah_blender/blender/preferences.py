@@ -13,6 +13,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
+from .. import assets, placement
 from ..client import validation
 from ..i18n import N_
 from .i18n import fmt, iface
@@ -29,6 +30,15 @@ QUALITY_ITEMS = [
     ("draft", "Draft", "Fast, low polygon count"),
     ("standard", "Standard", "Balanced"),
     ("high", "High", "Most detail, slowest"),
+]
+
+SIZE_ITEMS = [
+    (placement.SIZE_KEEP, "As Generated", "Keep the size the server made"),
+    (placement.SIZE_HEIGHT, "Height", "Scale uniformly to a height in metres"),
+]
+FACING_ITEMS = [
+    (placement.FACING_NEG_Y, "-Y (Front)", "Facing -Y, towards the Front view (as generated)"),
+    (placement.FACING_POS_Y, "+Y (Back)", "Turned half a turn: facing +Y"),
 ]
 
 
@@ -129,6 +139,37 @@ class HiptahPreferences(bpy.types.AddonPreferences):
         default="HiPtah",
     )
 
+    # Asset library, size and facing (issue 16). Drawn by draw_library_rows().
+    asset_library: BoolProperty(
+        name="Save to Asset Library",
+        description="Save every imported generation as an asset in the HiPtah asset library "
+        "(Asset Browser), with a preview, tags, a catalog per month and its job id",
+        default=True,
+    )
+    asset_library_dir: StringProperty(
+        name="Library Folder",
+        description="Folder of the HiPtah asset library (one small .blend per generation); "
+        "empty for the default in your Documents",
+        subtype="DIR_PATH",
+        default="",
+    )
+    import_size: EnumProperty(
+        name="Size",
+        description="How big imported models are",
+        items=SIZE_ITEMS,
+        default=placement.SIZE_KEEP,
+    )
+    target_height: FloatProperty(
+        name="Height",
+        description="Height imported models are scaled to (uniformly) when Size is 'Height'",
+        default=1.8,
+        min=0.001,
+        soft_max=100.0,
+        subtype="DISTANCE",
+        unit="LENGTH",
+    )
+    facing: EnumProperty(name="Facing", description="Which way imported models face", items=FACING_ITEMS)
+
     def draw(self, context: Any) -> None:
         layout = self.layout
         settings = read_settings(context)
@@ -185,6 +226,25 @@ class HiptahPreferences(bpy.types.AddonPreferences):
         row.prop(self, "auto_import")
         row.prop(self, "placement")
         box.prop(self, "collection_name")
+        draw_library_rows(box, self)
+
+
+def draw_library_rows(layout: Any, prefs: Any) -> None:
+    """Size, facing and the asset library rows (the preferences' layout may move them)."""
+    row = layout.row()
+    row.prop(prefs, "import_size")
+    sub = row.row()
+    sub.enabled = prefs.import_size == placement.SIZE_HEIGHT
+    sub.prop(prefs, "target_height")
+    row.prop(prefs, "facing")
+    row = layout.row()
+    row.prop(prefs, "asset_library")
+    row.operator("hiptah.add_past_generations", icon="ASSET_MANAGER")
+    sub = layout.row()
+    sub.enabled = prefs.asset_library
+    sub.prop(prefs, "asset_library_dir")
+    if not prefs.asset_library_dir:
+        layout.label(text=f"Default: {assets.default_library_dir()}", icon="FILE_FOLDER")
 
 
 CLASSES: tuple[type, ...] = (HiptahPreferences,)

@@ -38,6 +38,8 @@ _warm: Future[Any] | None = None  # numpy + thumbnail imported on the worker
 _deferred: dict[str, list[str]] = {}  # local id -> object names, until the warm-up is done
 _pending: dict[str, Future[Any]] = {}
 _collection: Any = None  # bpy.utils.previews collection, created on first use
+# Finished drawings (RGBA floats) the asset library has not taken yet, by local id.
+_pixels: dict[str, Any] = {}
 
 
 def _meshes(objects: Sequence[Any]) -> list[Any]:
@@ -175,7 +177,38 @@ def collect() -> bool:
         side = math.isqrt(len(pixels) // 4)
         preview.image_size = (side, side)
         preview.image_pixels_float.foreach_set(pixels)
+        _pixels[local_id] = pixels
+        while len(_pixels) > 64:  # never taken (library off): keep the newest only
+            del _pixels[next(iter(_pixels))]
     return bool(done)
+
+
+def pending(local_id: str) -> bool:
+    """Whether the job's thumbnail is still being drawn (or waits for the warm-up)."""
+    return local_id in _pending or local_id in _deferred
+
+
+def take_pixels(local_id: str) -> tuple[int, Any] | None:
+    """The job's finished drawing as (side, RGBA floats), once, for its asset preview."""
+    pixels = _pixels.pop(local_id, None)
+    if pixels is None:
+        return None
+    return math.isqrt(len(pixels) // 4), pixels
+
+
+def draw_now(objects: Sequence[Any]) -> tuple[int, Any] | None:
+    """Draw a thumbnail on this thread (background Blender, Add Past Generations)."""
+    try:
+        geometry = copy_geometry(objects)
+    except (AttributeError, ReferenceError, RuntimeError, ValueError) as exc:
+        log.info("no thumbnail: %s", exc)
+        return None
+    if geometry is None:
+        return None
+    from .. import thumbnail
+
+    pixels = thumbnail.render_polygons(*geometry, size=128)  # the Asset Browser's preview size
+    return 128, pixels
 
 
 def wait(timeout: float = 10.0) -> None:
@@ -206,6 +239,7 @@ def clear() -> None:
     global _collection, _executor, _warm
     _pending.clear()
     _deferred.clear()
+    _pixels.clear()
     _warm = None
     if _executor is not None:
         _executor.shutdown(wait=False, cancel_futures=True)

@@ -12,13 +12,21 @@ from __future__ import annotations
 from typing import Any, cast
 
 import bpy
-from bpy.props import CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from ..client import validation
 from ..i18n import N_
+from ..placement import SizeChoice
 from .i18n import fmt, language
-from .preferences import FORMAT_ITEMS, QUALITY_ITEMS
-from .settings import addon_preferences
+from .preferences import FACING_ITEMS, FORMAT_ITEMS, QUALITY_ITEMS, SIZE_ITEMS
+from .settings import Settings, addon_preferences
 
 DEFAULT_ITEM = ("default", "Default", "Use the default from the add-on preferences")
 
@@ -96,6 +104,17 @@ class HiptahSceneSettings(bpy.types.PropertyGroup):
     # Dynamic items: the first one reads "GLB (default)", following the preferences.
     format: EnumProperty(name="Format", items=_format_items, default=0)
     quality: EnumProperty(name="Quality", items=_quality_items, default=0)
+    # Size and facing of the next generations; "default" follows the preferences.
+    size: EnumProperty(
+        name="Size", items=[DEFAULT_ITEM, *SIZE_ITEMS], default="default", description="How big the model is"
+    )
+    target_height: FloatProperty(
+        name="Height", description="Height to scale the model to", default=1.8, min=0.001, soft_max=100.0,
+        subtype="DISTANCE", unit="LENGTH",
+    )
+    facing: EnumProperty(
+        name="Facing", items=[DEFAULT_ITEM, *FACING_ITEMS], default="default", description="Which way the model faces"
+    )
 
 
 class HiptahJobItem(bpy.types.PropertyGroup):
@@ -109,6 +128,23 @@ class HiptahJobItem(bpy.types.PropertyGroup):
 
 def scene_settings(scene: Any) -> HiptahSceneSettings:
     return cast(HiptahSceneSettings, scene.hiptah)
+
+
+def effective_size(context: Any, settings: Settings, size: str, height: float, facing: str) -> SizeChoice:
+    """A job's size and facing: the operator's own choice, else the panel's, else the
+    preferences' ("default" at each level defers to the next; height 0: not given)."""
+    ui = scene_settings(context.scene)
+    prefs = settings.size
+    if size == "default" and ui.size != "default":
+        size, height = ui.size, height or float(ui.target_height)
+    if size == "default":
+        size = prefs.size
+    facing = facing if facing != "default" else str(ui.facing)
+    return SizeChoice(
+        size=size,
+        height=height if height > 0 else prefs.height,
+        facing=facing if facing != "default" else prefs.facing,
+    )
 
 
 def job_items(wm: Any) -> Any:

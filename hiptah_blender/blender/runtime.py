@@ -3,8 +3,9 @@
 Nothing here runs by itself. The modal monitor (interactive Blender), the
 blocking ``wait_for`` (scripts, background mode) and tests all call ``step()``:
 ``scheduler.tick()`` (never blocks; HTTP happens on the scheduler's workers),
-then the main-thread part of each event: import downloaded models, refresh the
-job list mirror, redraw the sidebar.
+then the main-thread part of each event: import downloaded models (side by side
+while the 3D cursor stays put), save them to the asset library, refresh the job list
+mirror, redraw the sidebar.
 
 The Scheduler (and with it requests and pydantic) is created only when a job is
 submitted or the job history on disk has jobs, never at registration.
@@ -26,7 +27,8 @@ import bpy
 from ..client import errors
 from ..i18n import N_
 from ..jobs.records import ErrorInfo, JobEvent, JobRecord, JobState
-from . import account, connection, image_input, online, previews
+from ..placement import SizeChoice
+from . import account, connection, image_input, online, personal_library, previews
 
 # REPORTS and addon_version are re-exported: callers use runtime.REPORTS, runtime.addon_version().
 from .connection import addon_version as addon_version
@@ -34,6 +36,7 @@ from .importers import ModelImportError, import_model
 from .mirror import sync_mirror, update_mirror
 from .reports import REPORTS as REPORTS
 from .reports import add_report, tag_redraw
+from .rows import SideBySide
 from .settings import Settings, read_settings, store_path, user_dir
 
 if TYPE_CHECKING:
@@ -83,6 +86,12 @@ class Runtime:
         self.notices: list[tuple[str, str, str]] = []
         self.undo_pushes = 0
         self._last_redraw = 0.0
+        # Models arriving one after another go side by side (until the cursor moves).
+        self.rows = SideBySide()  # models that finish together stand side by side
+        # Imported models waiting to be saved to the personal asset library.
+        self.library = personal_library.LibrarySaves()
+        # Why a job's model was imported but not saved to the library (for its operator).
+        self.library_warnings: dict[str, str] = {}
         # Online access off (remote URL) pauses the scheduler, also for jobs resumed from
         # the history before their first request.
         self.online = online.OnlineWatch()
@@ -148,6 +157,7 @@ class Runtime:
         image_name: str | None = None,
         temp_image: bool = False,
         auto_import: bool = True,
+        size: SizeChoice | None = None,
     ) -> JobRecord:
         """Queue a generation (validated; raises HiptahError with the user's fix).
         ``image_name``: what the UI calls the image; ``temp_image``: ``image_path`` is
@@ -160,6 +170,11 @@ class Runtime:
             meta["image_name"] = image_name
         if image_path and temp_image:
             meta["temp_image"] = True
+        if size is None:
+            from .properties import effective_size
+
+            size = effective_size(context, settings, "default", 0.0, "default")
+        meta.update(size.to_meta())  # applied at import, even after a restart
         record = self.scheduler.submit(
             prompt,
             format=fmt,
@@ -171,7 +186,7 @@ class Runtime:
         return record
 
     def has_active(self) -> bool:
-        return self.scheduler.has_active() or bool(self.import_queue)
+        return self.scheduler.has_active() or bool(self.import_queue) or self.library.busy()
 
     def get(self, local_id: str) -> JobRecord | None:
         return self.scheduler.get(local_id)
@@ -219,6 +234,8 @@ class Runtime:
                 scene=scene,
                 collection_name=settings.collection_name,
                 placement=settings.placement,
+                size=SizeChoice.from_meta(record.meta, settings.size),
+                spot=self.rows.spot(scene or context.scene),
             )
         except ModelImportError as exc:
             self.import_errors[local_id] = ErrorInfo.from_exception(exc)
@@ -226,7 +243,13 @@ class Runtime:
             raise
         self.import_errors.pop(local_id, None)
         self.scheduler.mark_imported(local_id, [o.name for o in roots])  # kept in meta["imported_objects"]
+        self.rows.placed(o.name for o in roots)
         previews.request(local_id, roots)  # the detail box's thumbnail, drawn on a worker
+        warning = self.library.request(context, settings, record, roots)
+        self.library_warnings.pop(local_id, None)
+        if warning:
+            self.library_warnings[local_id] = warning
+            self._notice(local_id, "WARNING", f"HiPtah: {warning}")
         if push_undo:
             # One undo step for the whole import when no operator with the UNDO flag wraps it.
             bpy.ops.ed.undo_push(message="HiPtah import")
@@ -247,6 +270,12 @@ class Runtime:
             local_id, undo = self.import_queue.popleft()
             self._auto_import(context, local_id, undo)
             gate_changed = True  # the list changed: redraw now
+        elif self.library.busy():
+            previews.collect()  # the thumbnail a pending save waits for
+            failed = self.library.step(context, self.settings)
+            if failed is not None:
+                self.library_warnings[failed[0]] = failed[1]
+                self._notice(failed[0], "WARNING", f"HiPtah: {failed[1]}")
         now = time.monotonic()
         if events:
             self.sync(events)
@@ -364,6 +393,7 @@ class Runtime:
                 raise ModelImportError("The job was removed while waiting for it.", hint="")
             now = time.monotonic()
             queued = any(lid == local_id for lid, _ in self.import_queue)  # imported next step
+            queued = queued or local_id in self.library.pending  # saved to the library next
             if (record.state.is_finished and not queued) or now >= limit or self.scheduler.paused is not None:
                 return record
             if now - started >= grace and self.unreachable_error(record) is not None:
@@ -420,6 +450,7 @@ class Runtime:
 
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=False)
+        personal_library.shutdown()  # lets a save in progress finish its rename
 
 
 def _image_done(job: JobRecord) -> bool:
@@ -485,12 +516,4 @@ def shutdown() -> None:
 def test_connection(context: Any = None, *, timeout: float = 10.0) -> str:
     """Check key + URL synchronously with a short timeout. Raises HiptahError."""
     settings = _runtime.refresh_settings(context) if _runtime is not None else read_settings(context)
-    client = connection.make_client(settings, connection.user_agent(), timeout=timeout, max_retries=1)
-    try:
-        answer = client.check_connection()
-    except errors.HiptahError as exc:
-        account.note_failure(ErrorInfo.from_exception(exc), settings)
-        raise
-    account.note_success("key")
-    return answer
-
+    return connection.check(settings, timeout=timeout)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
 
+from .. import assets
 from ..client import errors, validation
+from ..placement import SizeChoice
 
 # Re-exported: callers keep importing them from here.
 from .addon_prefs import ADDON_ID as ADDON_ID
@@ -54,6 +56,13 @@ class Settings:
     placement: str = "CURSOR"  # or "ORIGIN"
     collection_name: str = "HiPtah"
     online_access: bool = False
+    asset_library: bool = True
+    asset_library_dir: str = ""  # empty: assets.default_library_dir()
+    size: SizeChoice = field(default_factory=SizeChoice)
+
+    @property
+    def library_dir(self) -> str:
+        return self.asset_library_dir or assets.default_library_dir()
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a log
         return f"Settings(base_url={self.base_url!r}, api_key={'***' if self.api_key else ''!r})"
@@ -146,6 +155,9 @@ def read_settings(context: Any = None) -> Settings:
             auto_import=bool(prefs.auto_import),
             placement=str(prefs.placement),
             collection_name=str(prefs.collection_name).strip() or "HiPtah",
+            asset_library=bool(prefs.asset_library),
+            asset_library_dir=bpy.path.abspath(str(prefs.asset_library_dir)).strip(),
+            size=SizeChoice(str(prefs.import_size), float(prefs.target_height), str(prefs.facing)),
         )
     env_key = os.environ.get(ENV_API_KEY, "").strip()
     if env_key:

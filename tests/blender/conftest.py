@@ -70,6 +70,7 @@ def restore_modules(saved: dict[str, ModuleType]) -> None:
 @dataclass
 class Addon:
     sandbox: Any
+    library: Any = None  # the personal asset library's folder (a pytest tmp_path)
 
     @property
     def runtime(self) -> ModuleType:
@@ -103,7 +104,7 @@ class Addon:
 
 
 @pytest.fixture
-def addon(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Addon]:
+def addon(sandbox: Any, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Addon]:
     monkeypatch.setenv("HIPTAH_API_KEY", sandbox.api_key)
     monkeypatch.setenv("HIPTAH_BASE_URL", sandbox.base_url)
     bpy.context.preferences.system.use_online_access = True
@@ -113,8 +114,11 @@ def addon(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Addon]:
     shutil.rmtree(user_dir(), ignore_errors=True)
     runtime_module().REPORTS.clear()
     reset_scene()
+    # Never the real default (~/Documents/Blender/HiPtah Library) in tests.
+    library = tmp_path_factory.mktemp("library")
+    bpy.context.preferences.addons[ADDON].preferences.asset_library_dir = str(library)
     try:
-        yield Addon(sandbox)
+        yield Addon(sandbox, library)
     finally:
         disable_addon()
         if saved_modules:

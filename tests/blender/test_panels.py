@@ -90,7 +90,8 @@ def test_invalid_base_url_is_shown(addon: Addon, no_env: None) -> None:
     # and in the preferences themselves
     fake = FakePanel()
     type(addon.prefs).draw(SimpleNamespace(layout=fake.layout, **{  # type: ignore[arg-type]
-        name: getattr(addon.prefs, name) for name in ("api_key", "base_url", "plan", "download_dir")
+        name: getattr(addon.prefs, name)
+        for name in ("api_key", "base_url", "plan", "download_dir", "import_size", "asset_library", "asset_library_dir")
     }), ctx())
     assert any("scheme 'ftp' is not supported" in t for t in fake.layout.texts())
     check_names(fake.layout)
@@ -102,7 +103,7 @@ def test_idle_sandbox_prompt_count_and_generate_state(addon: Addon) -> None:
     assert any(t.startswith("Sandbox: http://127.0.0.1") for t in layout.texts())
     assert "Ready" in layout.texts()
     assert "0 / 500" in layout.texts()
-    assert [c.args[1] for c in layout.find("prop")] == ["source", "prompt", "format", "quality"]
+    assert [c.args[1] for c in layout.find("prop")] == ["source", "prompt", "format", "quality", "size", "facing"]
     assert layout.find("prop")[0].kwargs["expand"] is True  # Text / Image as two buttons
     (generate,) = layout.operators("hiptah.generate")
     assert generate.layout.context_pointers["hiptah_settings"] == scene_ui
