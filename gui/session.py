@@ -35,16 +35,24 @@ AGENT = ROOT / "gui" / "agent.py"
 WIDTH, HEIGHT = 1600, 1000
 
 
-# Runs inside Blender over the sidebar: which button is under the mouse.
+# Runs inside Blender over a region (the sidebar by default): which button is under the
+# mouse. The context must be the window the pointer is in (a Preferences window is a
+# window of its own). Copy Data Path needs a path from an ID; a button of the add-on's
+# preferences (no ID) is named by ``context.property``: "<struct identifier>.<property>".
 PROBE_CODE = """
 wm = bpy.context.window_manager
 wm.clipboard = ''
-with bpy.context.temp_override(**sidebar()):
+_named = ''
+with bpy.context.temp_override(**sidebar({area!r}, {region!r})):
     if bpy.ops.ui.copy_data_path_button.poll():
         bpy.ops.ui.copy_data_path_button(full_path=True)
     elif bpy.ops.ui.copy_python_command_button.poll():
         bpy.ops.ui.copy_python_command_button()
-result = wm.clipboard
+    else:
+        _prop = getattr(bpy.context, 'property', None)
+        if _prop and _prop[0] is not None:
+            _named = _prop[0].bl_rna.identifier + '.' + _prop[1]
+result = wm.clipboard or _named
 wm.clipboard = ''
 """
 
@@ -97,6 +105,8 @@ class GuiBlender:
             "LANG": "C.UTF-8",
             "DISPLAY": self.display,
             "BLENDER_USER_RESOURCES": str(self.user_resources),
+            # Which root ``ui_env.sh run`` uses (a root built elsewhere, read-only here).
+            **{k: os.environ[k] for k in ("HIPTAH_UI_ROOT",) if k in os.environ},
         }
         if os.environ.get("HIPTAH_UI_ROOT"):  # ui_env.sh run must find the same root
             env["HIPTAH_UI_ROOT"] = os.environ["HIPTAH_UI_ROOT"]
@@ -273,34 +283,38 @@ class GuiBlender:
     def region(self, area_type: str = "VIEW_3D", region_type: str = "UI") -> dict[str, int]:
         return dict(self.call(f"result = region_rect({area_type!r}, {region_type!r})"))
 
-    def probe(self, x: int, y: int) -> str:
-        """What a person's mouse at (x, y) is over in the sidebar: the data path of a
-        property button or the Python command of an operator button ('' for neither).
-        Blender's own copy-button operators read the hovered button. The pointer is
-        warped by Blender itself (no process per probe: a scan takes ~100 probes)."""
-        self.call(f"w = sidebar()['window']; w.cursor_warp({x} - w.x, w.height - ({y} - w.y)); result = 1")
+    def probe(self, x: int, y: int, area: str = "VIEW_3D", region: str = "UI") -> str:
+        """What a person's mouse at (x, y) is over in a region (the sidebar unless told):
+        the data path of a property button or the Python command of an operator button
+        ('' for neither). Blender's own copy-button operators read the hovered button. The
+        pointer is warped by Blender itself (no process per probe: a scan takes ~100 probes)."""
+        self.call(f"w = sidebar({area!r}, {region!r})['window']; "
+                  f"w.cursor_warp({x} - w.x, w.height - ({y} - w.y)); result = 1")
         time.sleep(0.02)
-        return str(self.call(PROBE_CODE))
+        return str(self.call(PROBE_CODE.format(area=area, region=region)))
 
     def find_button(self, match: str, *, columns: tuple[float, ...] = (0.5,), step: int = 6,
-                    top: int = 0, bottom: int | None = None) -> tuple[int, int]:
-        """Screen point at the middle of the first sidebar button whose probe() text
-        contains ``match``, scanning down at each fraction of the region's width."""
-        rect = self.region()
+                    top: int = 0, bottom: int | None = None,
+                    area: str = "VIEW_3D", region: str = "UI") -> tuple[int, int]:
+        """Screen point at the middle of the first button of a region (the sidebar unless
+        told) whose probe() text contains ``match``, scanning down at each fraction of the
+        region's width."""
+        rect = self.region(area, region)
         end = min(rect["height"], bottom) if bottom is not None else rect["height"]
         for frac in columns:
             x = rect["x"] + int(rect["width"] * frac)
-            hits = [y for y in range(rect["y"] + top, rect["y"] + end, step) if match in self.probe(x, y)]
+            hits = [y for y in range(rect["y"] + top, rect["y"] + end, step)
+                    if match in self.probe(x, y, area, region)]
             while hits:
                 run = [y for y in hits if y - hits[0] < 40]  # the first button only
                 mid = (run[0] + run[-1]) // 2
                 # A probe right after a click can still report the button the pointer
                 # left (Blender had not handled the warp yet): confirm before trusting it.
-                if match in self.probe(x, mid):
+                if match in self.probe(x, mid, area, region):
                     return x, mid
                 hits = hits[1:]
         self.screenshot(f"no-button-{match[:20]}")
-        raise GuiError(f"no sidebar button matching {match!r}")
+        raise GuiError(f"no {area} {region} button matching {match!r}")
 
     def click_button(self, match: str, **scan: Any) -> tuple[int, int]:
         x, y = self.find_button(match, **scan)
