@@ -33,9 +33,9 @@ from hiptah_blender.client.magic import file_problem
 from hiptah_blender.client.models import GenerateResponse, Job
 from hiptah_blender.formats.threemf import ThreeMFError, read_3mf
 from hiptah_blender.jobs.records import JobState
-from reliability.flow import FAST, Flow
 from sandbox.fakemodels import generate_model
 from sandbox.harness import SandboxServer
+from tests.reliability.harness.flow import FAST, Flow
 from tests.unit.scripted_server import Reply, ScriptedServer
 
 bpy: Any

@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from gui.archive import gui_archive
-from gui.session import GuiBlender, ui_env_problem
 from sandbox.harness import SandboxServer
+from tests.ui.driver.archive import gui_archive
+from tests.ui.driver.session import GuiBlender, ui_env_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "out" / "ui"

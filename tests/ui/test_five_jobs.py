@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON, jobs, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.jobsteps import WAIT, click_at, row_button, shot, type_prompt
 
 # A real UI on a shared machine with software GL: a scan for a button costs seconds.

@@ -12,7 +12,7 @@ Blender (Debian trixie's 4.3.2), Xvfb, xdotool and ImageMagick live in the root 
 session, and ``stop()`` kills all of them: a test never leaves one behind.
 
 ``call(code)`` runs Python inside Blender on the main thread between event-loop
-iterations (gui/agent.py); the add-on's own modal monitor does all job work.
+iterations (tests/ui/driver/agent.py); the add-on's own modal monitor does all job work.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 UI_ENV = ROOT / "scripts" / "ui_env.sh"
-AGENT = ROOT / "gui" / "agent.py"
+AGENT = Path(__file__).resolve().parent / "agent.py"
 WIDTH, HEIGHT = 1600, 1000
 
 

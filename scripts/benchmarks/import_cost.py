@@ -7,7 +7,7 @@ import, the order alternating per run; one untimed warm-up of each first (the gl
 add-on's own first-use imports). The GLB is the sandbox generator's high-quality model
 plus a UV sphere, to reach 100k triangles.
 
-    python -m bench.import_cost --runs 5 --triangles 100000
+    python -m scripts.benchmarks.import_cost --runs 5 --triangles 100000
 """
 
 from __future__ import annotations

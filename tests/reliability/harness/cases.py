@@ -411,12 +411,12 @@ def _fix_and_retry(result: CaseResult, sb: SandboxServer, flow: Flow, timing: Ti
         result.outcome.problems.append(f"retry after the fix: {done}/{len(kept)} downloaded, {made} new jobs")
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _child(phase: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "reliability.blender_child", phase], cwd=str(ROOT), env=env,
+        [sys.executable, "-m", "tests.reliability.harness.blender_child", phase], cwd=str(ROOT), env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
 
