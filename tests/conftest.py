@@ -17,6 +17,14 @@ if str(ROOT) not in sys.path:
 
 if not os.environ.get("BLENDER_USER_RESOURCES"):
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="hiptah-bur-")
+elif os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist workers share the parent's environment; one user folder for all of
+    # them would share the add-on's job store and download folder between tests running
+    # at the same time. Each worker gets its own (inside the given one, so it is cleaned
+    # up with it).
+    _worker_bur = os.path.join(os.environ["BLENDER_USER_RESOURCES"], os.environ["PYTEST_XDIST_WORKER"])
+    os.makedirs(_worker_bur, exist_ok=True)
+    os.environ["BLENDER_USER_RESOURCES"] = _worker_bur
 
 pytest_plugins = ["tests.fixtures_sandbox"]
 
