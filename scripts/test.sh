@@ -67,7 +67,7 @@ lane_lint() {
 
 lane_bpy50() {
   step 10-bpy50 "pytest, bpy $BPY (all; install test on every Blender; -n $WORKERS)" \
-    .venv/bin/python -m pytest -n "$WORKERS" --dist loadfile
+    .venv/bin/python -m pytest -n "$WORKERS" --dist loadfile --durations=25
 }
 
 lane_older_bpy() {
@@ -90,7 +90,7 @@ lane_older_bpy() {
 lane_gui() {
   step 30-ui-root "GUI root (Debian trixie + Blender 4.3.2, cached)" bash scripts/ui_env.sh
   step 31-ui "pytest tests/ui, Blender 4.3.2 GUI under Xvfb (-n $UI_WORKERS)" \
-    .venv/bin/python -m pytest tests/ui -p no:cacheprovider -n "$UI_WORKERS" --dist loadgroup
+    .venv/bin/python -m pytest tests/ui -p no:cacheprovider -n "$UI_WORKERS" --dist loadgroup --durations=0
 }
 
 status=0
