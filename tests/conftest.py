@@ -6,10 +6,14 @@ import bpy, so no test ever touches the real user's Blender configuration.
 
 from __future__ import annotations
 
+import contextlib
+import locale
 import os
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -27,6 +31,17 @@ elif os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["BLENDER_USER_RESOURCES"] = _worker_bur
 
 pytest_plugins = ["tests.fixtures_sandbox"]
+
+
+@pytest.fixture(autouse=True)
+def _environment_locale() -> None:
+    """Each test starts with the environment's character locale. Something in a test
+    running Blender in-process can leave the process's LC_CTYPE at "C" (seen in
+    pytest-xdist workers), after which text-mode subprocess output with a curly quote
+    fails to decode in whatever test that worker runs next."""
+    if locale.getpreferredencoding(False).lower().replace("-", "") != "utf8":
+        with contextlib.suppress(locale.Error):
+            locale.setlocale(locale.LC_CTYPE, "")
 
 
 def pytest_ignore_collect(collection_path: Path, config: object) -> bool | None:

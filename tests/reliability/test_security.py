@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import select
 import socket
 import threading
@@ -366,9 +367,12 @@ def _hostile_archive(path: Path, base: bytes) -> None:
 
 
 def _evil_files(*roots: Path) -> list[str]:
+    # os.walk skips folders that vanish while it looks (other tests and lanes share /tmp);
+    # Path.glob raised FileNotFoundError on them.
     found: list[str] = []
     for root in roots:
-        found += [str(p) for p in root.glob("**/evil_*")] if root.exists() else []
+        for folder, _dirs, files in os.walk(root):
+            found += [os.path.join(folder, n) for n in files if n.startswith("evil_")]
     return found
 
 
