@@ -22,8 +22,8 @@ from tests.ui.driver.session import GuiBlender
 from tests.ui.jobsteps import WAIT, click_at, row_button, shot, type_prompt
 
 # A real UI on a shared machine with software GL: a scan for a button costs seconds.
-# A hang guard: each wait has its own budget. The scenario took 7-15 min when the suites
-# ran side by side on 2 cores shared with other checkouts' GUI suites (load 10-20).
+# This is a hang guard (each wait has its own budget): the scenario took 7-15 min when
+# the suites ran side by side on 2 cores shared with other checkouts' GUI suites.
 pytestmark = pytest.mark.timeout(1800)
 
 PROMPTS = ["red wooden chair", "blue cube", "green cone", "yellow sphere", "white table"]
