@@ -1,7 +1,7 @@
 """A small shaded thumbnail of a triangle mesh, drawn with numpy on any thread.
 
 Blender's own object preview (``ID.asset_generate_preview()``) froze a UI Blender's
-main thread for 0.8-6.6 s per object here (bench/preview_cost.py: the render holds the
+main thread for 0.8-6.6 s per object here (scripts/benchmarks/preview_cost.py: the render holds the
 main loop), far over the 50 ms an import may add. So the add-on copies the imported
 mesh on the main thread (``foreach_get``: a few ms) and draws this picture on a worker:
 an orthographic three-quarter view, Lambert-shaded, depth-tested by splatting

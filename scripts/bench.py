@@ -6,7 +6,7 @@
     .venv/bin/python scripts/bench.py --only tick,download --json out.json
     .venv/bin/python scripts/bench.py --only ui   # real Blender UI (issue 11): ~4 min, needs the UI root
 
-Every figure comes from a fresh interpreter running one ``bench/`` module against its
+Every figure comes from a fresh interpreter running one ``scripts/benchmarks/`` module against its
 own sandbox, with a temporary BLENDER_USER_RESOURCES. Figures are medians over repeated
 runs, comparisons are ratios measured in the same run. Nothing here fails on timing:
 the "met" column reports, it never asserts. What each figure means: docs/bench.md.
@@ -30,25 +30,25 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.proc import run_module  # noqa: E402
-from bench.stats import markdown_table  # noqa: E402
+from scripts.benchmarks.proc import run_module  # noqa: E402
+from scripts.benchmarks.stats import markdown_table  # noqa: E402
 
 PIECES = ("tick", "detect", "download", "batch", "extension", "import", "ui", "farm")
 
 # Module and arguments per piece: (full run, --quick run).
 PLAN: dict[str, tuple[str, list[str], list[str]]] = {
-    "tick": ("bench.monitor_tick", ["--sizes", "1,10,30,100", "--seconds", "15", "--rounds", "3"],
+    "tick": ("scripts.benchmarks.monitor_tick", ["--sizes", "1,10,30,100", "--seconds", "15", "--rounds", "3"],
              ["--sizes", "1,10,30,100", "--seconds", "3", "--rounds", "1"]),
-    "detect": ("bench.detection", ["--jobs", "12", "--rounds", "3"], ["--jobs", "6", "--rounds", "1"]),
-    "download": ("bench.download", ["--sizes", "20,200", "--runs", "5"], ["--sizes", "20,200", "--runs", "1"]),
-    "batch": ("bench.batch", ["--jobs", "60", "--concurrency", "10", "--seconds", "10", "--rounds", "3"],
+    "detect": ("scripts.benchmarks.detection", ["--jobs", "12", "--rounds", "3"], ["--jobs", "6", "--rounds", "1"]),
+    "download": ("scripts.benchmarks.download", ["--sizes", "20,200", "--runs", "5"], ["--sizes", "20,200", "--runs", "1"]),
+    "batch": ("scripts.benchmarks.batch", ["--jobs", "60", "--concurrency", "10", "--seconds", "10", "--rounds", "3"],
               ["--jobs", "60", "--concurrency", "10", "--seconds", "2", "--rounds", "1"]),
-    "extension": ("bench.extension", ["--runs", "5"], ["--runs", "1"]),
-    "import": ("bench.import_cost", ["--runs", "7"], ["--runs", "2"]),
+    "extension": ("scripts.benchmarks.extension", ["--runs", "5"], ["--runs", "1"]),
+    "import": ("scripts.benchmarks.import_cost", ["--runs", "7"], ["--runs", "2"]),
     # Needs the UI root (scripts/ui_env.sh); prints why and skips the figure without it.
-    "ui": ("bench.ui_responsiveness", ["--rounds", "5"], ["--rounds", "1"]),
+    "ui": ("scripts.benchmarks.ui_responsiveness", ["--rounds", "5"], ["--rounds", "1"]),
     # Figure 8 (issue 17): where one machine runs out (docs/farm.md).
-    "farm": ("bench.farm_throughput", ["--jobs", "24", "--rounds", "2"], ["--jobs", "6", "--rounds", "1"]),
+    "farm": ("scripts.benchmarks.farm_throughput", ["--jobs", "24", "--rounds", "2"], ["--jobs", "6", "--rounds", "1"]),
 }
 
 

@@ -31,9 +31,9 @@ if str(ROOT) not in sys.path:
 if not os.environ.get("BLENDER_USER_RESOURCES"):
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="hiptah-faults-bur-")
 
-from reliability import bad_input, cases  # noqa: E402
-from reliability.flow import FAST, FULL  # noqa: E402
 from sandbox.harness import SandboxServer  # noqa: E402
+from tests.reliability.harness import bad_input, cases  # noqa: E402
+from tests.reliability.harness.flow import FAST, FULL  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

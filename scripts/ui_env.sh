@@ -43,17 +43,24 @@ host_tools() {
   fi
 }
 
+ready() {
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$root/usr/bin/blender" ]
+}
+
 build() {
-  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && [ -x "$root/usr/bin/blender" ]; then
-    return 0
-  fi
+  if ready; then return 0; fi
   local reason
   reason=$(why_not)
   if [ -n "$reason" ]; then echo "ui_env: cannot build the UI root: $reason" >&2; exit 3; fi
+  # One build at a time: test.sh's GUI lane, GUI tests and the ui bench may all ask for
+  # the root at once on a fresh clone; the others wait, then find it ready.
+  mkdir -p "$(dirname "$root")"
+  exec 9>"$root.lock"
+  flock 9
+  if ready; then exec 9>&-; return 0; fi
   host_tools
   local tmp=$root.building
   rm -rf "$tmp"
-  mkdir -p "$(dirname "$root")"
   local t0=$SECONDS
   echo "ui_env: debootstrap $suite into $tmp"
   debootstrap --variant=minbase "$suite" "$tmp" >"$tmp.log" 2>&1 || {
@@ -74,6 +81,7 @@ build() {
   rm -rf "$root"
   mv "$tmp" "$root"
   rm -f "$tmp.log"
+  exec 9>&-
   echo "ui_env: ready in $((SECONDS - t0)) s: $root (blender $(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Version}' blender 2>/dev/null || echo '?'))"
 }
 

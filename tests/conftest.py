@@ -6,10 +6,14 @@ import bpy, so no test ever touches the real user's Blender configuration.
 
 from __future__ import annotations
 
+import contextlib
+import locale
 import os
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -17,6 +21,14 @@ if str(ROOT) not in sys.path:
 
 if not os.environ.get("BLENDER_USER_RESOURCES"):
     os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="hiptah-bur-")
+elif os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist workers share the parent's environment; one user folder for all of
+    # them would share the add-on's job store and download folder between tests running
+    # at the same time. Each worker gets its own (inside the given one, so it is cleaned
+    # up with it).
+    _worker_bur = os.path.join(os.environ["BLENDER_USER_RESOURCES"], os.environ["PYTEST_XDIST_WORKER"])
+    os.makedirs(_worker_bur, exist_ok=True)
+    os.environ["BLENDER_USER_RESOURCES"] = _worker_bur
 
 # No test may reach the developer's real keychain: keyring's "no keychain" backend for
 # every test and every Blender they start, unless a test picks another (the keychain
@@ -24,6 +36,17 @@ if not os.environ.get("BLENDER_USER_RESOURCES"):
 os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
 
 pytest_plugins = ["tests.fixtures_sandbox"]
+
+
+@pytest.fixture(autouse=True)
+def _environment_locale() -> None:
+    """Each test starts with the environment's character locale. Something in a test
+    running Blender in-process can leave the process's LC_CTYPE at "C" (seen in
+    pytest-xdist workers), after which text-mode subprocess output with a curly quote
+    fails to decode in whatever test that worker runs next."""
+    if locale.getpreferredencoding(False).lower().replace("-", "") != "utf8":
+        with contextlib.suppress(locale.Error):
+            locale.setlocale(locale.LC_CTYPE, "")
 
 
 def pytest_ignore_collect(collection_path: Path, config: object) -> bool | None:

@@ -36,7 +36,7 @@ from .settings import Settings
 log = logging.getLogger("hiptah")
 
 THUMBNAIL_WAIT = 5.0  # seconds a save waits for the job's thumbnail before saving without
-# Main-thread milliseconds of each save, newest last (bench/import_cost.py reads them).
+# Main-thread milliseconds of each save, newest last (scripts/benchmarks/import_cost.py reads them).
 COSTS: deque[float] = deque(maxlen=50)
 
 _executor: ThreadPoolExecutor | None = None

@@ -1,7 +1,7 @@
 """A thumbnail of each imported model, shown in the job's detail box.
 
 Not Blender's own object preview: ``ID.asset_generate_preview()`` froze a UI Blender's
-main thread for 0.8-6.6 s per object (bench/preview_cost.py, Blender 4.3.2, software
+main thread for 0.8-6.6 s per object (scripts/benchmarks/preview_cost.py, Blender 4.3.2, software
 GL), and in background Blender it renders synchronously (about 1-3 s). Instead, after
 an import the main thread copies the meshes' vertices and triangles (``foreach_get``
 on attributes: about 1 ms per 100k triangles; skipped above ``MAX_TRIANGLES``), one worker thread draws them

@@ -325,7 +325,7 @@ def test_nothing_to_draw_is_not_an_error(addon: Addon, thumbnails_in_background:
 
 def test_blender_preview_would_cost_seconds_in_background(addon: Addon) -> None:
     """Why the add-on draws its own thumbnail: Blender's renders on the calling thread
-    here (and froze a UI Blender's main loop 0.8-6.6 s, bench/preview_cost.py)."""
+    here (and froze a UI Blender's main loop 0.8-6.6 s, scripts/benchmarks/preview_cost.py)."""
     bpy.ops.mesh.primitive_monkey_add()
     obj = bpy.context.active_object
     started = time.perf_counter()

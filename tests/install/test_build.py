@@ -152,7 +152,7 @@ def test_zip_holds_the_package_and_nothing_else(built: Build) -> None:
         names = {n for n in zf.namelist() if not n.endswith("/")}
     rest = {n for n in names if not n.startswith("wheels/")} - {"blender_manifest.toml"}
     assert rest == package_files()
-    assert not any(n.split("/")[0] in {"tests", "scripts", "sandbox", "docs", "bench"} for n in names)
+    assert not any(n.split("/")[0] in {"tests", "scripts", "sandbox", "docs"} for n in names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 

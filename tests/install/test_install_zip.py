@@ -44,7 +44,8 @@ def run_in_blender(venv: BlenderVenv, zip_path: Path, sandbox: SandboxServer | N
         env.update(HIPTAH_BASE_URL=sandbox.base_url, HIPTAH_API_KEY=sandbox.api_key)
     proc = subprocess.run(
         [str(venv.python), "-I", str(SCRIPT), str(zip_path), PROMPT, mode],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace",
+        timeout=TIMEOUT, check=False,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("HIPTAH_RESULT=")]
     assert proc.returncode == 0 and lines, (

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from reliability.cases import sandbox_flags
 from sandbox.harness import SandboxServer
+from tests.reliability.harness.cases import sandbox_flags
 
 
 @pytest.fixture(scope="module")

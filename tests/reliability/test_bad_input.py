@@ -1,6 +1,6 @@
 """Bad input: a clear message and no change (no server job, no file, scene untouched).
 
-The client/scheduler level runs the shared cases of reliability/bad_input.py (the
+The client/scheduler level runs the shared cases of tests/reliability/harness/bad_input.py (the
 README table comes from them). The Blender level runs ``bpy.ops.hiptah.generate``
 with the same input and checks the report is the very text of that table.
 """
@@ -15,7 +15,9 @@ import pytest
 
 from hiptah_blender.client import errors
 from hiptah_blender.client.http import HiptahClient
-from reliability.bad_input import (
+from sandbox.fakemodels import generate_model
+from sandbox.harness import SandboxServer
+from tests.reliability.harness.bad_input import (
     BAD_INPUTS,
     BASE_URLS,
     IMAGES,
@@ -25,8 +27,6 @@ from reliability.bad_input import (
     run_bad_input,
     scripted_api,
 )
-from sandbox.fakemodels import generate_model
-from sandbox.harness import SandboxServer
 from tests.unit.scripted_server import Reply, ScriptedServer
 
 bpy: Any

@@ -1,7 +1,7 @@
 """The fault matrix as tests: the same case functions scripts/faults.py prints.
 
 Each case drives real jobs through the real client and scheduler against the
-sandbox with a fault injected (scaled time, see reliability/flow.py FAST), and
+sandbox with a fault injected (scaled time, see tests/reliability/harness/flow.py FAST), and
 fails when a job is lost, charged twice, or fails without a clear message. The
 figures are printed (``-s``), never asserted on: the machine is noisy.
 """
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from hiptah_blender.jobs.records import JobState
-from reliability.cases import FAULT_CASES, run_case
-from reliability.flow import FAST, Flow, HookedExecutor
 from sandbox.harness import SandboxServer
+from tests.reliability.harness.cases import FAULT_CASES, run_case
+from tests.reliability.harness.flow import FAST, Flow, HookedExecutor
 
 SCHEDULER_CASES = [name for name in FAULT_CASES if name != "blender_kill"]
 

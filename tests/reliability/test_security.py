@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import select
 import socket
 import threading
@@ -33,9 +34,9 @@ from hiptah_blender.client.magic import file_problem
 from hiptah_blender.client.models import GenerateResponse, Job
 from hiptah_blender.formats.threemf import ThreeMFError, read_3mf
 from hiptah_blender.jobs.records import JobState
-from reliability.flow import FAST, Flow
 from sandbox.fakemodels import generate_model
 from sandbox.harness import SandboxServer
+from tests.reliability.harness.flow import FAST, Flow
 from tests.unit.scripted_server import Reply, ScriptedServer
 
 bpy: Any
@@ -366,9 +367,12 @@ def _hostile_archive(path: Path, base: bytes) -> None:
 
 
 def _evil_files(*roots: Path) -> list[str]:
+    # os.walk skips folders that vanish while it looks (other tests and lanes share /tmp);
+    # Path.glob raised FileNotFoundError on them.
     found: list[str] = []
     for root in roots:
-        found += [str(p) for p in root.glob("**/evil_*")] if root.exists() else []
+        for folder, _dirs, files in os.walk(root):
+            found += [os.path.join(folder, n) for n in files if n.startswith("evil_")]
     return found
 
 

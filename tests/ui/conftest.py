@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from gui.archive import gui_archive
-from gui.session import GuiBlender, ui_env_problem
 from sandbox.harness import SandboxServer
+from tests.ui.driver.archive import gui_archive
+from tests.ui.driver.session import GuiBlender, ui_env_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "out" / "ui"
@@ -62,6 +62,21 @@ def extension_zip(ui_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     if proc.returncode != 0:
         pytest.fail(f"building the extension failed:\n{proc.stdout}\n{proc.stderr}")
     return gui_archive(dist)
+
+
+# Longest scenarios first (measured: docs/shipping.md#ci-and-timing). pytest-xdist hands
+# tests to its workers in collection order, so a long scenario collected last becomes the
+# suite's tail; a new scenario that takes minutes belongs in this list.
+LONGEST_FIRST = ("test_five_jobs.py", "test_failures_recover.py", "test_blend_reopen.py",
+                 "test_quit_restart.py", "test_generate_undo.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a file and among the rest is kept
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

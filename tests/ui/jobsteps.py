@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gui.session import GuiBlender
 from tests.ui.conftest import ADDON
+from tests.ui.driver.session import GuiBlender
 
 WAIT = 180.0  # generous: software GL on a shared machine; never a timing assertion
 

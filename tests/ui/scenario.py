@@ -10,9 +10,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gui.session import GuiBlender, GuiError
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON
+from tests.ui.driver.session import GuiBlender, GuiError
 
 # Long enough that the job row is seen running (with its bar filling) however slow the
 # machine is; the add-on's first poll is at the server's ETA (this latency).

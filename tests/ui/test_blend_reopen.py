@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import jobs, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.scenario import (
     assert_at_cursor,
     follow,

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.jobsteps import (
     STATUS,
     WAIT,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from gui.session import UI_ENV
 from sandbox.harness import SandboxServer
+from tests.ui.driver.session import UI_ENV
 from tests.ui.test_cli_batch import blender, inspect_library
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

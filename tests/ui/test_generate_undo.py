@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import jobs, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.scenario import (
     assert_advanced,
     assert_at_cursor,

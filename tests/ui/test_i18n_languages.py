@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from gui.session import inside
 from sandbox.harness import SandboxServer
+from tests.ui.driver.session import inside
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 

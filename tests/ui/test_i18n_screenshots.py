@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.jobsteps import generate, record, shot, wait_state
 
 pytestmark = pytest.mark.timeout(900)

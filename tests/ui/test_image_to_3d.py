@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON, jobs, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.scenario import (
     assert_advanced,
     assert_at_cursor,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON, setup_addon
+from tests.ui.driver.session import GuiBlender
 
 
 def test_install_and_test_connection(gui: GuiBlender, extension_zip: Path, ui_sandbox: SandboxServer) -> None:

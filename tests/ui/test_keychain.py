@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from gui.session import GuiBlender, inside, wait_for
 from sandbox.harness import SandboxServer
 from tests.keychain_service import SecretService
 from tests.ui.conftest import ADDON, setup_addon
+from tests.ui.driver.session import GuiBlender, inside, wait_for
 from tests.ui.scenario import follow, open_sidebar, press, type_prompt
 
 SERVICE, USERNAME = "HiPtah for Blender", "api_key"

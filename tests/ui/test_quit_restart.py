@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON, jobs, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.scenario import (
     imported_objects,
     job_detail,

@@ -11,9 +11,9 @@ import shutil
 
 import pytest
 
-from bench.proc import run_module
-from bench.stats import markdown_table, percentile, summary
 from scripts import bench as bench_cli
+from scripts.benchmarks.proc import run_module
+from scripts.benchmarks.stats import markdown_table, percentile, summary
 
 
 def _finite(value: object) -> bool:
@@ -29,7 +29,7 @@ def test_stats_helpers() -> None:
 
 @pytest.mark.slow
 def test_batch_piece_runs() -> None:
-    result = run_module("bench.batch", ["--jobs", "4", "--concurrency", "2", "--seconds", "1", "--rounds", "1"],
+    result = run_module("scripts.benchmarks.batch", ["--jobs", "4", "--concurrency", "2", "--seconds", "1", "--rounds", "1"],
                         timeout=120)
     assert _finite(result["wall_median"]) and _finite(result["ratio"])
     (row,) = bench_cli.rows_batch(result)
@@ -39,7 +39,7 @@ def test_batch_piece_runs() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_download_piece_runs() -> None:
-    result = run_module("bench.download", ["--sizes", "1", "--runs", "1"], timeout=120)
+    result = run_module("scripts.benchmarks.download", ["--sizes", "1", "--runs", "1"], timeout=120)
     fig = result["sizes"]["1.0"]
     assert fig["bytes"] >= 2**20
     assert all(_finite(fig[k]) for k in ("client_mb_s", "curl_mb_s", "ratio", "rss_growth_mb"))
@@ -49,7 +49,7 @@ def test_download_piece_runs() -> None:
 
 def _window(beats: list[float], *, draws: list[float] = (), imports: list[float] = (),
             steps: list[float] = ()) -> dict[str, object]:
-    """A heartbeat window as bench/ui_responsiveness.py collects it inside Blender."""
+    """A heartbeat window as scripts/benchmarks/ui_responsiveness.py collects it inside Blender."""
     return {
         "beats": [[t, t / 2, t] for t in beats],
         "polls": [[beats[1] + 0.001, beats[1] + 0.002]],
@@ -65,7 +65,7 @@ def _window(beats: list[float], *, draws: list[float] = (), imports: list[float]
 def test_ui_figures_and_rows_without_blender() -> None:
     """The ui figure's arithmetic and rows on synthetic samples (the run itself needs the
     UI root: test_ui_piece_runs)."""
-    from bench import ui_responsiveness as ui
+    from scripts.benchmarks import ui_responsiveness as ui
 
     beats = [i * 0.01 for i in range(400)]
     beats[200:] = [t + 0.5 for t in beats[200:]]  # one 0.51 s gap: the import below
@@ -89,12 +89,12 @@ def test_ui_figures_and_rows_without_blender() -> None:
 
 @pytest.mark.slow
 def test_ui_piece_runs() -> None:
-    from gui.session import ui_env_problem
+    from tests.ui.driver.session import ui_env_problem
 
     problem = ui_env_problem()
     if problem is not None:
         pytest.skip(f"needs the UI root: {problem}")
-    result = run_module("bench.ui_responsiveness", ["--rounds", "1"], timeout=900)
+    result = run_module("scripts.benchmarks.ui_responsiveness", ["--rounds", "1"], timeout=900)
     assert result["imported"] == result["jobs"]
     assert all(_finite(result[w]["gaps"]["p99"]) for w in ("baseline", "listed", "load"))
     assert len(bench_cli.rows_ui(result)) >= 3
@@ -102,7 +102,7 @@ def test_ui_piece_runs() -> None:
 
 @pytest.mark.slow
 def test_farm_piece_runs() -> None:
-    result = run_module("bench.farm_throughput", ["--jobs", "2", "--rounds", "1", "--triangles", "20000"],
+    result = run_module("scripts.benchmarks.farm_throughput", ["--jobs", "2", "--rounds", "1", "--triangles", "20000"],
                         timeout=600)
     assert set(result["cases"]) == {"typical/no-previews", "typical/previews", "101k/no-previews", "101k/previews"}
     for case in result["cases"].values():

@@ -131,10 +131,8 @@ _WRITER = textwrap.dedent(
     from hiptah_blender.jobs.records import JobRecord
     from hiptah_blender.jobs.store import JobStore
     store = JobStore({path!r})
-    print("ready", flush=True)
-    n = 0
-    while True:
-        n += 1
+
+    def generation(n):
         records = []
         for i in range(300):
             r = JobRecord(prompt=f"gen {{n}} job {{i}} " + "x" * 200, local_id=f"id{{i}}")
@@ -142,7 +140,16 @@ _WRITER = textwrap.dedent(
             for k in range(5):
                 r.note(f"step {{k}} of generation {{n}}")
             records.append(r)
-        store.save(records)
+        return records
+
+    n = 1
+    store.save(generation(n))
+    # "ready" once a save is on disk: every kill then lands in or between later saves,
+    # however slowly a loaded machine runs the first one.
+    print("ready", flush=True)
+    while True:
+        n += 1
+        store.save(generation(n))
     """
 )
 

@@ -14,7 +14,7 @@ an import (asset collection, metadata, the worker's thumbnail as preview,
 the flush and rename (plus, on Blender 5.0+, the background Blender that adds the
 preview), which the UI runs on a worker thread: reported, not on the main thread.
 
-    python -m bench.import_cost --runs 5 --triangles 100000
+    python -m scripts.benchmarks.import_cost --runs 5 --triangles 100000
 """
 
 from __future__ import annotations

@@ -411,13 +411,16 @@ def _fix_and_retry(result: CaseResult, sb: SandboxServer, flow: Flow, timing: Ti
         result.outcome.problems.append(f"retry after the fix: {done}/{len(kept)} downloaded, {made} new jobs")
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _child(phase: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "reliability.blender_child", phase], cwd=str(ROOT), env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [sys.executable, "-m", "tests.reliability.harness.blender_child", phase], cwd=str(ROOT), env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        # The child prints the add-on's reports (curly quotes): UTF-8 whatever locale
+        # this process got (an xdist worker may have an ASCII one).
+        text=True, encoding="utf-8", errors="replace",
     )
 
 

@@ -1,6 +1,6 @@
 """Figure 7 (issue 11): responsiveness of a real Blender's event loop while jobs run.
 
-One Blender GUI process (Debian's 4.3.2 with its whole UI under Xvfb, gui/session.py),
+One Blender GUI process (Debian's 4.3.2 with its whole UI under Xvfb, tests/ui/driver/session.py),
 the built extension installed and enabled, the sidebar open on the HiPtah tab, a
 sandbox with real models and ~5 s jobs. Inside Blender a ``bpy.app.timers`` heartbeat
 asks to run every 10 ms and records ``time.perf_counter()`` at each run; the gap between
@@ -29,7 +29,7 @@ panels' ``draw()`` and the monitor's ``on_timer()`` step, each timed with
 The sandbox's model generator runs before the measurement (the same prompts once, so
 its cache holds them): a real server does not use the user's CPU.
 
-    python -m bench.ui_responsiveness --rounds 3
+    python -m scripts.benchmarks.ui_responsiveness --rounds 3
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ from typing import Any
 
 import psutil
 
-from gui.archive import gui_archive
+from tests.ui.driver.archive import gui_archive
 
 from .stats import emit, summary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADDON = "bl_ext.user_default.hiptah_blender"
 OUT = ROOT / "out" / "bench-ui"
 LATENCY = 5.0
@@ -378,8 +378,8 @@ def settle(gui: Any, quiet: float = 2.0, timeout: float = 90.0) -> float:
 
 
 def measure(rounds: int, timeout: float, what_if: str = "", out: Path = OUT) -> dict[str, Any]:
-    from gui.session import GuiBlender, ui_env_problem
     from sandbox.harness import SandboxServer
+    from tests.ui.driver.session import GuiBlender, ui_env_problem
 
     problem = ui_env_problem()
     if problem is not None:

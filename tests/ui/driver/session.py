@@ -12,12 +12,13 @@ Blender (Debian trixie's 4.3.2), Xvfb, xdotool and ImageMagick live in the root 
 session, and ``stop()`` kills all of them: a test never leaves one behind.
 
 ``call(code)`` runs Python inside Blender on the main thread between event-loop
-iterations (gui/agent.py); the add-on's own modal monitor does all job work.
+iterations (tests/ui/driver/agent.py); the add-on's own modal monitor does all job work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -27,11 +28,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 UI_ENV = ROOT / "scripts" / "ui_env.sh"
-AGENT = ROOT / "gui" / "agent.py"
+AGENT = Path(__file__).resolve().parent / "agent.py"
 WIDTH, HEIGHT = 1600, 1000
 
 
@@ -72,10 +73,29 @@ def inside(*argv: str) -> list[str]:
     return ["bash", str(UI_ENV), "run", *argv]
 
 
-def _free_display() -> int:
+def _display_taken(n: int) -> bool:
+    return os.path.exists(f"/tmp/.X{n}-lock") or os.path.exists(f"/tmp/.X11-unix/X{n}")
+
+
+def _reserve_display(skip: set[int]) -> tuple[int, IO[bytes]]:
+    """A display number no other GuiBlender holds, with the open file whose flock
+    reserves it. GUI scenarios run side by side (pytest-xdist, other checkouts): two
+    processes that both saw ``:n`` free would start two Xvfbs on it, and the second
+    test would then drive the first one's screen. The kernel drops the lock when its
+    holder dies, so a killed run reserves nothing."""
     for n in range(140, 400):
-        if not os.path.exists(f"/tmp/.X{n}-lock") and not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-            return n
+        if n in skip or _display_taken(n):
+            continue
+        lock = open(f"/tmp/.hiptah-display-{n}.lock", "ab")  # noqa: SIM115 (held until stop())
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        if _display_taken(n):  # someone else's Xvfb got there between the check and the lock
+            lock.close()
+            continue
+        return n, lock
     raise GuiError("no free X display number between :140 and :399")
 
 
@@ -90,6 +110,7 @@ class GuiBlender:
         self.display = ""
         self.log_path = self.out_dir / "blender.log"
         self._xvfb: subprocess.Popen[bytes] | None = None
+        self._display_lock: IO[bytes] | None = None
         self._blender: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._sock: socket.socket | None = None
@@ -116,18 +137,28 @@ class GuiBlender:
     def start_display(self) -> None:
         if self._xvfb is not None:
             return
-        n = _free_display()
-        self.display = f":{n}"
-        log = open(self.out_dir / "xvfb.log", "ab")  # noqa: SIM115 (lives as long as Xvfb)
-        self._xvfb = subprocess.Popen(
-            inside("Xvfb", self.display, "-screen", "0", f"{self.width}x{self.height}x24", "-nolisten", "tcp"),
-            stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-            if self._xvfb.poll() is not None or time.monotonic() > deadline:
-                raise GuiError(f"Xvfb {self.display} did not start (see {self.out_dir / 'xvfb.log'})")
-            time.sleep(0.05)
+        tried: set[int] = set()
+        for _ in range(5):  # a display grabbed by a process outside our locks: take the next
+            n, lock = _reserve_display(tried)
+            tried.add(n)
+            self.display = f":{n}"
+            log = open(self.out_dir / "xvfb.log", "ab")  # noqa: SIM115 (lives as long as Xvfb)
+            xvfb = subprocess.Popen(
+                inside("Xvfb", self.display, "-screen", "0", f"{self.width}x{self.height}x24", "-nolisten", "tcp"),
+                stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True,
+            )
+            deadline = time.monotonic() + 30
+            while not os.path.exists(f"/tmp/.X11-unix/X{n}") and xvfb.poll() is None:
+                if time.monotonic() > deadline:
+                    _kill_group(xvfb)
+                    lock.close()
+                    raise GuiError(f"Xvfb {self.display} did not start (see {self.out_dir / 'xvfb.log'})")
+                time.sleep(0.05)
+            if xvfb.poll() is None:
+                self._xvfb, self._display_lock = xvfb, lock
+                return
+            lock.close()
+        raise GuiError(f"Xvfb did not start on any of {sorted(tried)} (see {self.out_dir / 'xvfb.log'})")
 
     def start(self, blend: Path | str | None = None, *, args: list[str] | None = None,
               timeout: float = 120.0) -> GuiBlender:
@@ -206,6 +237,9 @@ class GuiBlender:
         if self._xvfb is not None:
             _kill_group(self._xvfb)
             self._xvfb = None
+        if self._display_lock is not None:
+            self._display_lock.close()
+            self._display_lock = None
 
     def __enter__(self) -> GuiBlender:
         return self

@@ -7,7 +7,7 @@ sampled; the submissions, acceptances and status changes of the first seconds ar
 of the sample, as they are in real use. Import time would be reported apart, but no job
 finishes inside the window.
 
-    python -m bench.monitor_tick --sizes 1,10,30,100 --seconds 15 --rounds 3
+    python -m scripts.benchmarks.monitor_tick --sizes 1,10,30,100 --seconds 15 --rounds 3
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Runs inside a real Blender with its UI (``blender --python gui/agent.py``): a tiny RPC
+"""Runs inside a real Blender with its UI (``blender --python tests/ui/driver/agent.py``): a tiny RPC
 server through which the GUI tests read state and call operators *from the event loop*.
 
 A thread accepts loopback connections (one JSON line in, one JSON line out); the code it

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 BLENDER_VERSION = (4, 3, 2)
 BLENDER_PYTHON = (3, 13)
 

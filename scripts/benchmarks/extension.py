@@ -8,7 +8,7 @@ Blender start or first enable pays), alternating the two extensions:
 - import: the module imports that register() needs, under ``-X importtime``.
 The zip is dist/'s linux-x64 one when present, else built with scripts/build.py --offline.
 
-    python -m bench.extension --runs 5
+    python -m scripts.benchmarks.extension --runs 5
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 from .stats import emit, median, parse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPO = "user_default"
 ADDON_ID = "hiptah_blender"
 MINIMAL_ID = "hiptah_bench_minimal"
@@ -139,8 +139,8 @@ def run_child(bur: str, args: list[str], *, importtime: bool = False) -> tuple[d
     # A user's Blender writes and reuses __pycache__ for extensions; this machine sets
     # PYTHONDONTWRITEBYTECODE, which would make every start compile the add-on again.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    cmd = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "bench.extension", "--child", *args]
-    # cwd = the repo so "bench" imports; the checkout's hiptah_blender cannot stand in for
+    cmd = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "scripts.benchmarks.extension", "--child", *args]
+    # cwd = the repo so "scripts.benchmarks" imports; the checkout's hiptah_blender cannot stand in for
     # the installed one: that is imported as bl_ext.user_default.hiptah_blender.
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode != 0:

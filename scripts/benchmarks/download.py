@@ -6,7 +6,7 @@ is not flattered or spoiled by earlier runs: RSS is sampled every 2 ms in a thre
 imports and the client exist. curl's own ``%{time_total}`` is its figure; both exclude
 process start-up. Client and curl runs alternate, so drift on a noisy machine hits both.
 
-    python -m bench.download --sizes 20,200 --runs 3
+    python -m scripts.benchmarks.download --sizes 20,200 --runs 3
 """
 
 from __future__ import annotations
@@ -77,11 +77,11 @@ def child(base_url: str, api_key: str, job_id: str, dest: str) -> dict[str, Any]
 def run_client(sb: Any, job_id: str, dest: Path) -> dict[str, Any]:
     shutil.rmtree(dest, ignore_errors=True)
     out = subprocess.run(
-        [sys.executable, "-m", "bench.download", "--child", sb.base_url, sb.api_key, job_id, str(dest)],
+        [sys.executable, "-m", "scripts.benchmarks.download", "--child", sb.base_url, sb.api_key, job_id, str(dest)],
         stdout=subprocess.PIPE,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     ).stdout
     return parse(out)
 

@@ -5,7 +5,7 @@ with ``--latency T --latency-spread 0`` (every job takes exactly T) and a plan l
 C. Wall time runs from the first submit until every job is downloaded; the ideal is
 ceil(N / C) x T (the server cannot do better). Pure Python: no bpy.
 
-    python -m bench.batch --jobs 60 --concurrency 10 --seconds 10 --rounds 3
+    python -m scripts.benchmarks.batch --jobs 60 --concurrency 10 --seconds 10 --rounds 3
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Run inside a UI Blender (here: Debian's 4.3.2 under Xvfb, see scripts/ui_env.sh):
 
     bash scripts/ui_env.sh run xvfb-run -a -s "-screen 0 1280x800x24" \
-        blender --factory-startup -P bench/preview_cost.py
+        blender --factory-startup -P scripts/benchmarks/preview_cost.py
 
 For each of a few objects like an imported model (a subdivided monkey, ~8k faces) it
 times ``Object.asset_generate_preview()`` (what the add-on calls after an import),

@@ -1,7 +1,7 @@
 """A Blender session (the bpy module) for the kill-and-restart case, run as a subprocess.
 
-    python -m reliability.blender_child submit   # queue jobs interactively, then keep stepping
-    python -m reliability.blender_child resume   # start again: resume, step until done, report
+    python -m tests.reliability.harness.blender_child submit   # queue jobs interactively, then keep stepping
+    python -m tests.reliability.harness.blender_child resume   # start again: resume, step until done, report
 
 Both read HIPTAH_API_KEY / HIPTAH_BASE_URL / BLENDER_USER_RESOURCES from the
 environment (the same user folder in both: that is what a restart keeps). ``submit``
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -105,4 +105,4 @@ if __name__ == "__main__":
     elif phase == "resume":
         resume(float(os.environ.get("RELIABILITY_TIMEOUT", "180")))
     else:
-        raise SystemExit("usage: python -m reliability.blender_child submit|resume")
+        raise SystemExit("usage: python -m tests.reliability.harness.blender_child submit|resume")

@@ -12,7 +12,7 @@ from typing import Any
 
 from .stats import parse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_module(module: str, args: list[str], *, timeout: float = 1800.0) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Polls: the sandbox's count of GET /job for that job, against the fewest possible
 its duration: 1 when it finishes by its estimate (the first poll is at the ETA), else
 1 + ceil((duration - ETA) / interval).
 
-    python -m bench.detection --jobs 12 --rounds 3
+    python -m scripts.benchmarks.detection --jobs 12 --rounds 3
 """
 
 from __future__ import annotations
