@@ -67,8 +67,10 @@ def extension_zip(ui_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 # Longest scenarios first (measured: docs/shipping.md#ci-and-timing). pytest-xdist hands
 # tests to its workers in collection order, so a long scenario collected last becomes the
 # suite's tail; a new scenario that takes minutes belongs in this list.
-LONGEST_FIRST = ("test_five_jobs.py", "test_failures_recover.py", "test_blend_reopen.py",
-                 "test_quit_restart.py", "test_generate_undo.py")
+LONGEST_FIRST = ("test_five_jobs.py", "test_panel_states.py", "test_failures_recover.py",
+                 "test_i18n_screenshots.py", "test_farm_openjd.py", "test_asset_library.py",
+                 "test_keychain.py", "test_blend_reopen.py", "test_quit_restart.py",
+                 "test_generate_undo.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
