@@ -42,34 +42,51 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
-    """Short state for a row: what is happening and how long it takes."""
+def state_words(record: JobRecord, now: float, max_concurrent: int) -> tuple[str, str]:
+    """A job's state in two parts: what it is doing ("processing 40%", short enough for a
+    progress bar at any sidebar width) and the rest ("~12 s left"; may be "")."""
     state = record.state
     if state is JobState.WAITING:
-        return f"waiting (plan allows {max_concurrent} at once)"
+        return "waiting", f"plan allows {max_concurrent} at once"
     if state is JobState.SUBMITTING:
-        return "sending"
+        return "sending", ""
     if state in (JobState.QUEUED, JobState.PROCESSING):
-        text = f"{state.value} {duration(record.elapsed(now))}"
         if record.progress is not None:
-            text = f"{state.value} {record.progress:.0f}%"
+            head = "{state} {percent}%".format(state=state.value, percent=f"{record.progress:.0f}")
+        else:
+            head = f"{state.value} {duration(record.elapsed(now))}"
         left = record.remaining(now)
-        if left is not None:
-            text += f", ~{duration(left)} left" if left > 0 else ", any moment"
-        return text
+        if left is None:
+            return head, ""
+        return head, (f"~{duration(left)} left" if left > 0 else "any moment")
     if state is JobState.DOWNLOADING:
-        return "downloading"
+        return "downloading", ""
     if state is JobState.DOWNLOADED:
-        return f"ready ({duration(record.elapsed(now))})"
+        return "ready", f"after {duration(record.elapsed(now))}"
     if state is JobState.IMPORTED:
-        return f"imported ({duration(record.elapsed(now))})"
+        return "imported", f"after {duration(record.elapsed(now))}"
     if state is JobState.FAILED:
+        return "failed", f"after {duration(record.elapsed(now))}"
+    return "cancelled", ""
+
+
+def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
+    """A job's state in one line (the failed job's error message, else what state_words says)."""
+    if record.state is JobState.FAILED:
         return record.error.message if record.error else "failed"
-    return "cancelled"
+    head, rest = state_words(record, now, max_concurrent)
+    if not rest:
+        return head
+    if record.state is JobState.WAITING:
+        return f"{head} ({rest})"
+    if record.state in (JobState.DOWNLOADED, JobState.IMPORTED):
+        return f"{head} ({duration(record.elapsed(now))})"
+    return f"{head}, {rest}"
 
 
 def row_text(rt: Any, record: JobRecord) -> str:
-    """The text of a job's row in the list (the progress bar's or the label's)."""
+    """A job's state in one line as the panel sees it: paused or retrying while the server
+    cannot be reached, a failed import's message, else status_text()."""
     if record.state.is_active and rt.online.reason is not None:
         return f"paused: {rt.online.reason.message}"
     lost = rt.unreachable.get(record.local_id)
@@ -81,9 +98,43 @@ def row_text(rt: Any, record: JobRecord) -> str:
     return status_text(record, time.time(), rt.settings.max_concurrent)
 
 
+def job_problem(rt: Any, record: JobRecord) -> Any:
+    """The error that concerns a job now (ErrorInfo), or None: a failed import, the job's
+    own failure, or why an active job is held (online access off, server unreachable)."""
+    problem = rt.import_errors.get(record.local_id)
+    if problem is None and record.state is JobState.FAILED:
+        problem = record.error
+    if problem is None and record.state.is_active:
+        problem = rt.online.reason or rt.unreachable.get(record.local_id)
+    return problem
+
+
 def connection_problem(rt: Any) -> Any:
     """The error of a job retrying through an unreachable server (the status line's), or None."""
     return next(iter(rt.unreachable.values()), None) if rt is not None else None
+
+
+def status_error(settings: Any, rt: Any) -> tuple[str, str] | None:
+    """(kind, message) of the error the status line shows, or None: the detail box then
+    points up instead of repeating it."""
+    problem = settings.configuration_error()
+    if problem is not None:
+        return type(problem).__name__, str(problem.message)
+    refusal = account.current(settings)
+    if refusal is not None:
+        return refusal.error.kind, refusal.error.message
+    lost = connection_problem(rt)
+    return (lost.kind, lost.message) if lost is not None else None
+
+
+def row_icon(rt: Any, record: JobRecord) -> str:
+    if record.state.is_active and rt.online.reason is not None:
+        return "PAUSE"
+    if record.state.is_active and record.local_id in rt.unreachable:
+        return "FILE_REFRESH"
+    if record.local_id in rt.import_errors and not record.state.is_active:
+        return "ERROR"
+    return STATE_ICONS[record.state]
 
 
 def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
@@ -104,7 +155,12 @@ def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> Non
 
 
 class HIPTAH_UL_jobs(bpy.types.UIList):
-    """The job list, newest first (the runtime keeps the mirror in that order)."""
+    """The job list, newest first (the runtime keeps the mirror in that order).
+
+    A row is the job's state at a glance and what tells jobs apart: the state's icon, the
+    prompt over all the width left (red when something is wrong), the percentage done
+    while it runs, and the row's buttons. Words (state, time, error, hint) are in the
+    detail box."""
 
     bl_idname = "HIPTAH_UL_jobs"
 
@@ -122,32 +178,21 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
     ) -> None:
         rt = runtime.peek()
         record = rt.snapshots.get(item.local_id) if rt is not None else None
-        if record is None:
+        if rt is None or record is None:
             layout.label(text=item.label, icon="QUESTION")
             return
-        now = time.time()
-        max_concurrent = rt.settings.max_concurrent if rt is not None else 10
-        split = layout.split(factor=0.45, align=True)
-        split.label(text=record.label(40), icon=STATE_ICONS[record.state])
-        right = split.row(align=True)
-        status = status_text(record, now, max_concurrent)
-        fraction = record.estimated_fraction(now)
-        import_error = rt.import_errors.get(record.local_id) if rt is not None else None
-        held = rt.online.reason if rt is not None and record.state.is_active else None
-        lost = rt.unreachable.get(record.local_id) if rt is not None else None
-        if held is not None or lost is not None:  # offline / server unreachable: the job waits
-            sub = right.row(align=True)
-            sub.alert = True
-            sub.progress(factor=fraction or 0.0, type="BAR", text=row_text(rt, record))
-        elif record.state.is_active:
-            right.progress(factor=fraction or 0.0, type="BAR", text=status)
-        elif record.state is JobState.FAILED or import_error is not None:
-            sub = right.row(align=True)
-            sub.alert = True
-            sub.label(text=import_error.message if import_error is not None else status)
-        else:
-            right.label(text=status)
-        _row_actions(right, record)
+        row = layout.row(align=True)
+        sub = row.row(align=True)
+        held = record.state.is_active and (rt.online.reason is not None or record.local_id in rt.unreachable)
+        sub.alert = held or job_problem(rt, record) is not None
+        sub.label(text=record.label(200), icon=row_icon(rt, record))  # Blender clips; the box has it all
+        fraction = record.estimated_fraction(time.time()) if record.state.is_active and not held else None
+        if fraction is not None:
+            tag = row.row(align=True)
+            tag.alignment = "RIGHT"
+            tag.ui_units_x = 2.0  # "100%" fits; the prompt keeps the rest of the row
+            tag.label(text=f"{fraction * 100:.0f}%")
+        _row_actions(row, record)
 
 
 class VIEW3D_PT_hiptah(bpy.types.Panel):
@@ -183,7 +228,9 @@ class VIEW3D_PT_hiptah(bpy.types.Panel):
         row.alert = len(prompt) > validation.MAX_PROMPT_CHARS
         row.label(text=f"{len(prompt)} / {validation.MAX_PROMPT_CHARS}")
 
-        row = layout.row(align=True)
+        names = [bpy.types.UILayout.enum_item_name(ui, name, getattr(ui, name)) for name in ("format", "quality")]
+        # Side by side when both names fit ("GLB (default)"), else one a line: never "GLB (de…".
+        row = layout.row(align=True) if ui_text.side_by_side(context, names) else layout.column(align=True)
         row.prop(ui, "format", text="")
         row.prop(ui, "quality", text="")
 
@@ -230,9 +277,9 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
     box = layout.box()
     problem = settings.configuration_error()
     if settings.is_sandbox and not settings.base_url_error:
-        row = box.row()
-        row.alert = True  # a badge that stands out: results come from a test server
-        row.label(text=f"Sandbox: {settings.base_url}", icon="EXPERIMENTAL")
+        col = box.column()
+        col.alert = True  # a badge that stands out: results come from a test server
+        _wrap(col, context, f"Sandbox: {settings.base_url}", icon="EXPERIMENTAL", boxes=1)
     rt = runtime.peek()
     refusal = account.current(settings) if problem is None else None
     if isinstance(problem, errors.OnlineAccessDisabledError):
@@ -244,13 +291,15 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
         held = sum(1 for job in rt.snapshots.values() if job.state.is_active) if rt is not None else 0
         if held:
             _wrap(box, context, f"{held} job{'s' if held != 1 else ''} paused: they go on when it is back on.", boxes=1)
-        box.operator("screen.userpref_show", text="Open System Preferences", icon="PREFERENCES").section = "SYSTEM"
+        text = "Open System Preferences"
+        if not ui_text.fits(context, text, boxes=1):
+            text = "Preferences"  # a narrow sidebar: the short name, never "Open System Pref…"
+        box.operator("screen.userpref_show", text=text, icon="PREFERENCES").section = "SYSTEM"
     elif problem is not None:
         col = box.column()
         col.alert = True
         _wrap(col, context, problem.message, icon="ERROR", boxes=1)
-        op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
-        op.module = ADDON_ID
+        _addon_prefs_button(box, context)
     elif refusal is not None:
         # The server refused the key or the plan: every job would fail the same way.
         col = box.column()
@@ -258,26 +307,37 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
         _wrap(col, context, refusal.error.message, icon="ERROR", boxes=1)
         if refusal.error.hint:
             _wrap(box, context, refusal.error.hint, icon="INFO", boxes=1)
-        op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
-        op.module = ADDON_ID
+        _addon_prefs_button(box, context)
     elif rt is not None and (lost := connection_problem(rt)) is not None:
         # Jobs under way cannot reach the server: they are kept and go on when it answers.
         col = box.column()
         col.alert = True
         _wrap(col, context, lost.message, icon="ERROR", boxes=1)
+        if lost.hint:
+            _wrap(box, context, lost.hint, icon="INFO", boxes=1)
         count = len(rt.unreachable)
         _wrap(box, context, f"{count} job{'s' if count != 1 else ''} retrying: they go on when HiPtah answers again.",
-              icon="INFO", boxes=1)
+              icon="TIME", boxes=1)
     else:
         counts = rt.counts() if rt is not None else {}
         running = sum(n for state, n in counts.items() if state.is_active and state is not JobState.WAITING)
         waiting = counts.get(JobState.WAITING, 0)
         if running or waiting:
-            text = f"{running} running" + (f", {waiting} waiting" if waiting else "")
-            text += f" (plan limit {settings.max_concurrent})"
-            box.label(text=text, icon="TIME")
+            limit = settings.max_concurrent
+            if waiting:
+                text = f"{running} running, {waiting} waiting (plan limit {limit})"
+            else:
+                text = f"{running} running (plan limit {limit})"
+            _wrap(box, context, text, icon="TIME", boxes=1)
         else:
             box.label(text="Ready", icon="CHECKMARK")
+
+
+def _addon_prefs_button(layout: Any, context: Any) -> None:
+    text = "Open Add-on Preferences"
+    if not ui_text.fits(context, text, boxes=1):
+        text = "Preferences"  # a narrow sidebar: the short name, never "Open Add-on Prefe…"
+    layout.operator("preferences.addon_show", text=text, icon="PREFERENCES").module = ADDON_ID
 
 
 class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
@@ -294,39 +354,47 @@ class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
         items = job_items(wm)
         rt = runtime.peek()
         if rt is None or len(items) == 0:
-            layout.label(text="No jobs yet: generated models appear here.", icon="INFO")
+            _wrap(layout, context, "No jobs yet: generated models appear here.", icon="INFO")
             return
         layout.template_list("HIPTAH_UL_jobs", "", wm, "hiptah_jobs", wm, "hiptah_jobs_index", rows=3)
         index = wm.hiptah_jobs_index
         record = rt.snapshots.get(items[index].local_id) if 0 <= index < len(items) else None
         if record is not None:
-            draw_job_details(layout.box(), context, rt, record)
+            draw_job_details(layout.box(), context, rt, record, status_error(read_settings(context), rt))
         row = layout.row()
         row.operator("hiptah.clear_finished", text="Clear Finished", icon="TRASH")
         row.operator("hiptah.open_folder", text="", icon="FILE_FOLDER")
 
 
-def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None:
+def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord, shown_above: tuple[str, str] | None) -> None:
+    """The selected job: its whole prompt, thumbnail, state and progress, format, the error
+    and hint (once: when the status line shows that same error, a pointer to it), buttons."""
     now = time.time()
-    _wrap(box, context, record.label(1000), icon=STATE_ICONS[record.state], boxes=1)
+    _wrap(box.column(), context, record.label(1000), icon=row_icon(rt, record), boxes=1)
     icon = previews.icon_for(record) if record.state is JobState.IMPORTED else 0
     if icon:
         box.template_icon(icon_value=icon, scale=5.0)
-    box.label(text=f"{record.format.upper()}, {record.quality}" + (f", job {record.job_id}" if record.job_id else ""))
+    col = box.column(align=True)  # state, progress and format read as one paragraph
+    head, rest = state_words(record, now, rt.settings.max_concurrent)
     if record.state.is_active:
-        fraction = record.estimated_fraction(now)
-        box.progress(factor=fraction or 0.0, type="BAR", text=status_text(record, now, rt.settings.max_concurrent))
+        col.progress(factor=record.estimated_fraction(now) or 0.0, type="BAR", text=head)
     else:
-        box.label(text=f"{record.state.value.capitalize()} after {duration(record.elapsed(now))}")
-    problem = rt.import_errors.get(record.local_id) or (record.error if record.state is JobState.FAILED else None)
-    if problem is None and record.state.is_active:
-        problem = rt.online.reason or rt.unreachable.get(record.local_id)  # offline / unreachable
-    if problem is not None:
-        col = box.column(align=True)
+        rest = f"{head.capitalize()} {rest}" if rest else head.capitalize()
+    if rest:
+        _wrap(col, context, rest, boxes=1)
+    meta = f"{record.format.upper()}, {record.quality}"
+    if record.job_id:
+        meta = f"{record.format.upper()}, {record.quality}, job {record.job_id}"
+    _wrap(col, context, meta, boxes=1)
+    problem = job_problem(rt, record)
+    if problem is not None and (problem.kind, problem.message) == shown_above:
+        _wrap(box.column(), context, "Cause: the message at the top of the panel.", icon="INFO", boxes=1)
+    elif problem is not None:
+        col = box.column()
         col.alert = True
         _wrap(col, context, problem.message, icon="ERROR", boxes=1)
         if problem.hint:
-            _wrap(box, context, problem.hint, icon="INFO", boxes=1)
+            _wrap(box.column(), context, problem.hint, icon="INFO", boxes=1)
     row = box.row(align=True)
     _row_actions(row, record, emboss=True)
 

@@ -14,7 +14,14 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..client import validation
-from .settings import ADDON_ID, ENV_API_KEY, ENV_BASE_URL, default_download_dir, read_settings
+from .settings import (
+    ADDON_ID,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    PLAN_LIMITS,
+    default_download_dir,
+    read_settings,
+)
 
 FORMAT_ITEMS = [
     ("glb", "GLB", "Binary glTF: materials and textures in one file (recommended)"),
@@ -126,17 +133,20 @@ class HiptahPreferences(bpy.types.AddonPreferences):
     def draw(self, context: Any) -> None:
         layout = self.layout
         settings = read_settings(context)
+        # Label left, field right, one setting a line: labels are never cut to "Default …".
+        layout.use_property_split = True
+        layout.use_property_decorate = False
 
         box = layout.box()
         box.label(text="Account", icon="KEYINGSET")
-        row = box.row()
-        row.enabled = not settings.api_key_from_env
-        row.prop(self, "api_key")
+        col = box.column()
+        col.enabled = not settings.api_key_from_env
+        col.prop(self, "api_key")
         if settings.api_key_from_env:
             box.label(text=f"Using the key from {ENV_API_KEY}", icon="INFO")
-        row = box.row()
-        row.enabled = not settings.base_url_from_env
-        row.prop(self, "base_url")
+        col = box.column()
+        col.enabled = not settings.base_url_from_env
+        col.prop(self, "base_url")
         if settings.base_url_from_env:
             box.label(text=f"Using {ENV_BASE_URL}={settings.base_url}", icon="INFO")
         if settings.base_url_error:
@@ -145,35 +155,37 @@ class HiptahPreferences(bpy.types.AddonPreferences):
             col.label(text=settings.base_url_error, icon="ERROR")
         elif settings.is_sandbox:
             box.label(text="Sandbox: a local test server, not the real service", icon="EXPERIMENTAL")
+        box.prop(self, "plan")
+        if self.plan == "ENTERPRISE":
+            box.prop(self, "concurrent_limit")  # only a negotiated plan has a limit to type in
+        else:
+            split = box.split(factor=0.4)  # under the field, where use_property_split puts values
+            split.label(text="")
+            split.label(text=f"{PLAN_LIMITS[self.plan]} jobs at once", icon="INFO")
         row = box.row()
-        row.prop(self, "plan")
-        sub = row.row()
-        sub.enabled = self.plan == "ENTERPRISE"
-        sub.prop(self, "concurrent_limit")
-        row = box.row()
+        row.use_property_split = False
         row.operator("hiptah.test_connection", icon="URL")
         if not settings.online_access and not settings.is_sandbox:
             box.label(text="Online access is off (Preferences > System > Network)", icon="INTERNET_OFFLINE")
 
         box = layout.box()
         box.label(text="Generation", icon="MESH_MONKEY")
-        row = box.row()
-        row.prop(self, "default_format")
-        row.prop(self, "default_quality")
-        row = box.row()
-        row.prop(self, "poll_interval")
-        row.prop(self, "job_deadline")
+        col = box.column()
+        col.prop(self, "default_format")
+        col.prop(self, "default_quality")
+        col.prop(self, "poll_interval")
+        col.prop(self, "job_deadline")
 
         box = layout.box()
         box.label(text="Files and Import", icon="IMPORT")
-        box.prop(self, "download_dir")
+        col = box.column()
+        col.prop(self, "download_dir")
         if not self.download_dir:
-            box.label(text=f"Default: {default_download_dir(create=False)}", icon="FILE_FOLDER")
-        box.prop(self, "ca_bundle")
-        row = box.row()
-        row.prop(self, "auto_import")
-        row.prop(self, "placement")
-        box.prop(self, "collection_name")
+            col.label(text=f"Default: {default_download_dir(create=False)}", icon="FILE_FOLDER")
+        col.prop(self, "ca_bundle")
+        col.prop(self, "auto_import")
+        col.prop(self, "placement")
+        col.prop(self, "collection_name")
 
 
 CLASSES: tuple[type, ...] = (HiptahPreferences,)

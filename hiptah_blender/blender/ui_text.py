@@ -45,13 +45,44 @@ def lines_for(context: Any, text: str, *, boxes: int = 0, icon: bool = True) -> 
     return list(_wrapped(text, round(width), round(font_points(context) * scale, 1)))
 
 
+def fits(context: Any, text: str, *, boxes: int = 0, icon: bool = True) -> bool:
+    """Whether ``text`` fits on one line (a label's or a button's) in the current region."""
+    return len(lines_for(context, text, boxes=boxes, icon=icon)) == 1
+
+
+def side_by_side(context: Any, texts: list[str]) -> bool:
+    """Whether menu buttons showing ``texts`` fit in one row of the current region."""
+    scale = ui_scale(context)
+    region = getattr(context, "region", None)
+    region_width = float(region.width) if region is not None else _FALLBACK_REGION_WIDTH * scale
+    size = round(font_points(context) * scale, 1)
+    widths = [_measured(text, size) for text in texts]
+    return textfit.fit_in_columns(region_width, scale, widths, len(texts))
+
+
+@lru_cache(maxsize=256)
+def _measured(text: str, size: float) -> float:
+    blf.size(_FONT_ID, size)
+    return float(blf.dimensions(_FONT_ID, text)[0])
+
+
 @lru_cache(maxsize=256)
 def _wrapped(text: str, width: int, size: float) -> tuple[str, ...]:
     blf.size(_FONT_ID, size)
     return tuple(textfit.wrap(text, width, lambda s: float(blf.dimensions(_FONT_ID, s)[0])))
 
 
+# A paragraph's lines sit closer than separate labels (a label is a whole widget row high).
+LINE_SCALE_Y = 0.8
+
+
 def wrap_label(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0) -> None:
-    """One label per line; lines after the first are indented like the first line's text."""
-    for i, line in enumerate(lines_for(context, text, boxes=boxes, icon=True)):
-        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+    """One label per line, lines of one paragraph set close together. With an icon, lines
+    after the first are indented like the first line's text; without, they use the width."""
+    has_icon = icon != "NONE"
+    lines = lines_for(context, text, boxes=boxes, icon=has_icon)
+    col = layout.column(align=True)
+    if len(lines) > 1:
+        col.scale_y = LINE_SCALE_Y
+    for i, line in enumerate(lines):
+        col.label(text=line, icon=icon if i == 0 else ("BLANK1" if has_icon else "NONE"))
