@@ -178,6 +178,11 @@ def collect() -> bool:
     return bool(done)
 
 
+def busy() -> bool:
+    """A thumbnail is waiting to be copied or drawn (the monitor keeps stepping)."""
+    return bool(_pending or _deferred)
+
+
 def wait(timeout: float = 10.0) -> None:
     """Block until the pending drawings are done, then collect them (tests, scripts)."""
     end = time.monotonic() + timeout
