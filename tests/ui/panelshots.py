@@ -49,7 +49,11 @@ def sidebar_shot(gui: GuiBlender, name: str) -> Path:
     """A screenshot after a repaint, cropped with ImageMagick to the sidebar down to the
     last panel (the region has no overlap: below the panels is its plain background)."""
     rect = gui.region()
-    gui.move(rect["x"] - 300, rect["y"] + 300)  # pointer over the viewport: no tooltip
+    # The pointer goes over the viewport in a few steps: no tooltip, and a report popup
+    # (an operator's error shows one under the pointer) closes once it is left behind.
+    for dx, dy in ((-120, 40), (-300, 200), (-500, 400), (-300, 300)):
+        gui.move(rect["x"] + dx, rect["y"] + dy)
+        time.sleep(0.05)
     gui.call("for _a in sidebar()['window'].screen.areas: _a.tag_redraw()\nresult = 1")
     time.sleep(0.3)
     gui.call("result = 1")  # two event-loop turns: the redraw happened
@@ -82,7 +86,7 @@ def _differs(a: Any, b: Any) -> bool:
 
 
 # Runs inside Blender: both panels drawn against the recording layout with the real
-# sidebar region, then every label / bar text that has a line to itself measured.
+# sidebar region, then every label / bar / button text that has a line to itself measured.
 CHECK_CODE = """
 import importlib.util, sys, time
 from types import SimpleNamespace
@@ -122,14 +126,15 @@ for _cls in (_p.VIEW3D_PT_hiptah, _p.VIEW3D_PT_hiptah_jobs):
     _fake = _rl.FakePanel()
     _cls.draw(_fake, _ctx)
     _texts.append(_fake.layout.all_text())
-    for _c in _fake.layout.find('label') + _fake.layout.find('progress'):
+    for _c in _fake.layout.find('label') + _fake.layout.find('progress') + _fake.layout.operators():
         if not _c.text or not _alone(_c):
             continue
-        _icon = _c.method == 'label' and _c.kwargs.get('icon', 'NONE') != 'NONE'
+        _icon = _c.method != 'progress' and _c.kwargs.get('icon', 'NONE') != 'NONE'
         _room = _tf.label_width(_region.width, _scale, boxes=_boxes(_c), icon=_icon)
         _w = blf.dimensions(0, _c.text)[0]
         _checked += 1
-        if _w > _room or '\\u2026' in _c.text:
+        _dots = _c.text.rstrip('\\u2026') if _c.method == 'operator' else _c.text  # "Generate from List…"
+        if _w > _room or '\\u2026' in _dots:
             _cut.append([_c.text, round(_w), round(_room)])
 _r = _rt.peek()
 _errors = []
