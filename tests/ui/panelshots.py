@@ -23,22 +23,28 @@ MARGIN = 6  # px kept below the last panel when cropping
 
 def set_sidebar_width(gui: GuiBlender, width: int) -> int:
     """Drag the sidebar's left edge, as a person does, until the region is ``width`` px
-    wide (within a few px); returns the width Blender reports."""
-    for _ in range(3):
+    wide (within a few px); returns the width Blender reports. A grab that Blender did not
+    take (the edge's action zone not active yet) is tried again at another height."""
+    tries = [(1, 0.5), (2, 0.15), (0, 0.85), (1, 0.3), (2, 0.7), (1, 0.05)]
+    for dx, fy in tries:
         rect = gui.region()
         if abs(rect["width"] - width) <= 3:
             return int(rect["width"])
-        x0, y0 = rect["x"] + 1, rect["y"] + rect["height"] // 2
+        x0, y0 = rect["x"] + dx, rect["y"] + int(rect["height"] * fy)
         x1 = x0 + rect["width"] - width
+        gui.move(x0 - 12, y0)  # arrive at the edge from the viewport, as a hand does
+        time.sleep(0.15)
         gui.move(x0, y0)
-        time.sleep(0.3)
+        time.sleep(0.4)
         gui.x("xdotool", "mousedown", "1")
+        time.sleep(0.1)
         steps = 8
         for i in range(1, steps + 1):
             gui.move(x0 + (x1 - x0) * i // steps, y0)
-            time.sleep(0.03)
+            time.sleep(0.04)
+        time.sleep(0.1)
         gui.x("xdotool", "mouseup", "1")
-        time.sleep(0.4)
+        time.sleep(0.5)
     rect = gui.region()
     if abs(rect["width"] - width) > 3:
         raise GuiError(f"the sidebar is {rect['width']} px wide after dragging, not {width}")

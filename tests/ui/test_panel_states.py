@@ -8,8 +8,8 @@ cancelled, downloading (the CDN slowed down), imported with its thumbnail, sever
 jobs; then the preferences (Creator, then Enterprise with its concurrent-job field).
 
 For every state and both widths: a screenshot cropped to the sidebar
-(``out/ui/panel_states/<state>-<width>.png``; the README's come from here) and a check
-of what the panel draws there: no line cut with "…" (each label measured with the UI
+(``out/ui/every_panel_state_at_two_widths/<state>-<default|narrow>.png``; the README's
+come from here) and a check of what the panel draws there: no line cut with "…" (each label measured with the UI
 font against the room textfit gives it) and every error message drawn once.
 """
 
