@@ -44,17 +44,19 @@ def duration(seconds: float) -> str:
 
 def state_words(record: JobRecord, now: float, max_concurrent: int) -> tuple[str, str]:
     """A job's state in two parts: what it is doing ("processing 40%", short enough for a
-    progress bar at any sidebar width) and the rest ("~12 s left"; may be "")."""
+    progress bar at any sidebar width) and the rest ("~12 s left"; may be ""). A finished
+    job's state is one sentence ("Imported after 41 s"), in the first part."""
     state = record.state
+    took = duration(record.elapsed(now))
     if state is JobState.WAITING:
         return "waiting", f"plan allows {max_concurrent} at once"
     if state is JobState.SUBMITTING:
         return "sending", ""
     if state in (JobState.QUEUED, JobState.PROCESSING):
         if record.progress is not None:
-            head = "{state} {percent}%".format(state=state.value, percent=f"{record.progress:.0f}")
+            head = f"{state.value} {record.progress:.0f}%"
         else:
-            head = f"{state.value} {duration(record.elapsed(now))}"
+            head = f"{state.value} {took}"
         left = record.remaining(now)
         if left is None:
             return head, ""
@@ -62,25 +64,31 @@ def state_words(record: JobRecord, now: float, max_concurrent: int) -> tuple[str
     if state is JobState.DOWNLOADING:
         return "downloading", ""
     if state is JobState.DOWNLOADED:
-        return "ready", f"after {duration(record.elapsed(now))}"
+        return f"Ready after {took}", ""
     if state is JobState.IMPORTED:
-        return "imported", f"after {duration(record.elapsed(now))}"
+        return f"Imported after {took}", ""
     if state is JobState.FAILED:
-        return "failed", f"after {duration(record.elapsed(now))}"
-    return "cancelled", ""
+        return f"Failed after {took}", ""
+    return "Cancelled", ""
 
 
 def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
-    """A job's state in one line (the failed job's error message, else what state_words says)."""
-    if record.state is JobState.FAILED:
+    """A job's state in one line: "processing 40%, ~12 s left", "imported (41 s)", or a
+    failed job's error message."""
+    state = record.state
+    if state is JobState.FAILED:
         return record.error.message if record.error else "failed"
+    if state is JobState.DOWNLOADED:
+        return f"ready ({duration(record.elapsed(now))})"
+    if state is JobState.IMPORTED:
+        return f"imported ({duration(record.elapsed(now))})"
+    if state is JobState.CANCELLED:
+        return "cancelled"
     head, rest = state_words(record, now, max_concurrent)
     if not rest:
         return head
-    if record.state is JobState.WAITING:
+    if state is JobState.WAITING:
         return f"{head} ({rest})"
-    if record.state in (JobState.DOWNLOADED, JobState.IMPORTED):
-        return f"{head} ({duration(record.elapsed(now))})"
     return f"{head}, {rest}"
 
 
@@ -379,7 +387,7 @@ def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord, shown_a
     if record.state.is_active:
         col.progress(factor=record.estimated_fraction(now) or 0.0, type="BAR", text=head)
     else:
-        rest = f"{head.capitalize()} {rest}" if rest else head.capitalize()
+        _wrap(col, context, head, boxes=1)
     if rest:
         _wrap(col, context, rest, boxes=1)
     meta = f"{record.format.upper()}, {record.quality}"

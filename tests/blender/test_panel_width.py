@@ -259,5 +259,5 @@ def test_state_line_of_a_finished_job(addon: Addon) -> None:
 
     record = JobRecord(prompt="a chair", created_at=time.time() - 50)
     record.state, record.submitted_at, record.finished_at = JobState.IMPORTED, time.time() - 45, time.time()
-    assert panels.state_words(record, time.time(), 10) == ("imported", "after 45 s")
+    assert panels.state_words(record, time.time(), 10) == ("Imported after 45 s", "")
     assert panels.status_text(record, time.time(), 10) == "imported (45 s)"
