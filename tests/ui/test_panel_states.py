@@ -163,8 +163,12 @@ def test_every_panel_state_at_two_widths(gui: GuiBlender, extension_zip: Path,
     # 8. Several jobs at once: two more running, the list shows all six.
     sb.set_faults(hold=1)
     key = generate(gui, places, "a brass key")
-    generate(gui, places, "an oak barrel")
-    wait_state(gui, key, "queued")
+    barrel = generate(gui, places, "an oak barrel")
+    gui.wait_until(f"from {ADDON}.blender import runtime as _rt\n"
+                   f"_s = _rt.peek().snapshots\n"
+                   f"result = all(_s[i].job_id and _s[i].state.value in ('queued', 'processing') "
+                   f"for i in ({key!r}, {barrel!r}))",
+                   timeout=WAIT, describe="the key and the barrel running on the server")
     select_job(gui, key)
     shots.capture("several")
     assert gui.call("result = len(bpy.context.window_manager.hiptah_jobs)") == 6
