@@ -150,7 +150,7 @@ def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: in
     ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes)
 
 
-def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> None:
+def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False, remove: bool = True) -> None:
     state = record.state
     if state.is_active:
         layout.operator("hiptah.cancel_job", text="", icon="X", emboss=emboss).local_id = record.local_id
@@ -158,7 +158,7 @@ def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> Non
         layout.operator("hiptah.retry_job", text="", icon="FILE_REFRESH", emboss=emboss).local_id = record.local_id
     if state in (JobState.DOWNLOADED, JobState.IMPORTED):
         layout.operator("hiptah.import_job", text="", icon="IMPORT", emboss=emboss).local_id = record.local_id
-    if state.is_finished:
+    if state.is_finished and remove:
         layout.operator("hiptah.remove_job", text="", icon="TRASH", emboss=emboss).local_id = record.local_id
 
 
@@ -200,7 +200,8 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
             tag.alignment = "RIGHT"
             tag.ui_units_x = 2.0  # "100%" fits; the prompt keeps the rest of the row
             tag.label(text=f"{fraction * 100:.0f}%")
-        _row_actions(row, record)
+        # A narrow sidebar keeps the prompt readable: Remove stays in the detail box only.
+        _row_actions(row, record, remove=not ui_text.narrow(context))
 
 
 class VIEW3D_PT_hiptah(bpy.types.Panel):

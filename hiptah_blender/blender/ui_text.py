@@ -50,6 +50,18 @@ def fits(context: Any, text: str, *, boxes: int = 0, icon: bool = True) -> bool:
     return len(lines_for(context, text, boxes=boxes, icon=icon)) == 1
 
 
+# Below this many px (at UI scale 1) for a boxed label's text, a job row drops a button.
+NARROW_LABEL_PX = 140.0
+
+
+def narrow(context: Any) -> bool:
+    """Whether the sidebar is narrow: a label in a box has less than NARROW_LABEL_PX."""
+    scale = ui_scale(context)
+    region = getattr(context, "region", None)
+    region_width = float(region.width) if region is not None else _FALLBACK_REGION_WIDTH * scale
+    return textfit.label_width(region_width, scale, boxes=1) < NARROW_LABEL_PX * scale
+
+
 def side_by_side(context: Any, texts: list[str]) -> bool:
     """Whether menu buttons showing ``texts`` fit in one row of the current region."""
     scale = ui_scale(context)

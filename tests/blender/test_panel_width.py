@@ -261,3 +261,28 @@ def test_state_line_of_a_finished_job(addon: Addon) -> None:
     record.state, record.submitted_at, record.finished_at = JobState.IMPORTED, time.time() - 45, time.time()
     assert panels.state_words(record, time.time(), 10) == ("Imported after 45 s", "")
     assert panels.status_text(record, time.time(), 10) == "imported (45 s)"
+
+
+def test_a_narrow_row_keeps_room_for_the_prompt(addon: Addon) -> None:
+    """At a narrow sidebar a finished row drops Remove (the detail box still has it), so
+    the prompt keeps room next to Retry / Import Again."""
+    from hiptah_blender.blender import panels
+
+    records_in_states(addon)
+    wm = bpy.context.window_manager
+
+    def actions(state: str, width: int) -> set[str]:
+        item = next(i for i in wm.hiptah_jobs if i.state == state)
+        layout = RecordingLayout()
+        panels.HIPTAH_UL_jobs.draw_item(SimpleNamespace(layout=layout), context(width), layout, wm, item,  # type: ignore[arg-type]
+                                        0, wm, "hiptah_jobs_index", 0, 0)
+        check_names(layout)
+        return {c.args[0] for c in layout.operators()}
+
+    assert actions("failed", 291) == {"hiptah.retry_job", "hiptah.remove_job"}
+    assert actions("failed", 220) == {"hiptah.retry_job"}
+    assert actions("imported", 220) == {"hiptah.import_job"}
+    assert actions("processing", 220) == {"hiptah.cancel_job"}
+    wm.hiptah_jobs_index = [i.state for i in wm.hiptah_jobs].index("failed")
+    details = draw("VIEW3D_PT_hiptah_jobs", 220)
+    assert "hiptah.remove_job" in {c.args[0] for c in details.operators()}

@@ -179,6 +179,14 @@ def test_every_panel_state_at_two_widths(gui: GuiBlender, extension_zip: Path,
     gui.wait_until("result = len(bpy.context.window_manager.windows) == 2", timeout=20)
     prefs_shot(gui, "preferences")
     set_pref(gui, "plan", "ENTERPRISE")
+    # Scrolled down (the wheel's step, 40 px, six times): Concurrent Jobs and Generation.
+    gui.call("w = bpy.context.window_manager.windows[1]\n"
+             "a = next(a for a in w.screen.areas if a.type == 'PREFERENCES')\n"
+             "r = next(r for r in a.regions if r.type == 'WINDOW')\n"
+             "with bpy.context.temp_override(window=w, area=a, region=r):\n"
+             "    for _ in range(6):\n"
+             "        bpy.ops.view2d.scroll_down()\n"
+             "result = 1")
     prefs_shot(gui, "preferences-enterprise")
 
 
