@@ -98,7 +98,7 @@ class GuiBlender:
             "DISPLAY": self.display,
             "BLENDER_USER_RESOURCES": str(self.user_resources),
         }
-        if os.environ.get("HIPTAH_UI_ROOT"):  # ui_env.sh run must find the same root
+        if os.environ.get("HIPTAH_UI_ROOT"):  # ui_env.sh run must use the same root the suite built
             env["HIPTAH_UI_ROOT"] = os.environ["HIPTAH_UI_ROOT"]
         env.update(self.extra_env)
         return env
