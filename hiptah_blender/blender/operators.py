@@ -223,7 +223,8 @@ class HIPTAH_OT_generate(bpy.types.Operator):
             else:
                 report(self, "INFO", f"HiPtah: imported “{label}”.")
             if record.local_id in rt.library_warnings:
-                report(self, "WARNING", f"HiPtah: {rt.library_warnings[record.local_id]}")
+                problem = rt.library_warnings[record.local_id]
+                report(self, "WARNING", f"HiPtah: {problem}")
             return {"FINISHED"}
         if record.state is JobState.DOWNLOADED:
             problem = rt.import_errors.get(record.local_id)
@@ -363,7 +364,8 @@ class HIPTAH_OT_import_job(_JobOperator, bpy.types.Operator):
             return report_error(self, exc)
         report(self, "INFO", f"HiPtah: imported {', '.join(o.name for o in roots)}.")
         if local_id in rt.library_warnings:
-            report(self, "WARNING", f"HiPtah: {rt.library_warnings[local_id]}")
+            problem = rt.library_warnings[local_id]
+            report(self, "WARNING", f"HiPtah: {problem}")
         return {"FINISHED"}
 
 
