@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client.errors import redact, register_secret
+from .i18n import N_
 
 SERVICE = "HiPtah for Blender"
 USERNAME = "api_key"
@@ -69,7 +70,7 @@ def default_backend() -> Any:
 
     kr = keyring.get_keyring()
     if type(kr).__module__ in _NO_STORE_MODULES:
-        raise KeychainUnavailable("no keychain found")
+        raise KeychainUnavailable(N_("no keychain found"))
     return kr
 
 
@@ -143,7 +144,7 @@ class Keychain:
             if busy and call is not None and call.ready.is_set() and not st.problem \
                     and time.monotonic() - call.ready_at > self.timeout:
                 return KeychainState(st.available if st.available is not None else False, st.key, st.backend,
-                                     f"the system keychain did not answer within {self.timeout:g} s", True)
+                                     N_(f"the system keychain did not answer within {self.timeout:g} s"), True)
             return KeychainState(st.available, st.key, st.backend, st.problem, busy)
 
     def storing(self, key: str) -> bool:
@@ -191,14 +192,14 @@ class Keychain:
 
     def _busy_state(self) -> KeychainState:
         return KeychainState(self._state.available, self._state.key, self._state.backend,
-                             self._state.problem or "the system keychain is busy with another request", True)
+                             self._state.problem or N_("the system keychain is busy with another request"), True)
 
     def _timed_out(self) -> None:
         with self._lock:
             self._state = KeychainState(
                 self._state.available if self._state.available is not None else False,
                 self._state.key, self._state.backend,
-                f"the system keychain did not answer within {self.timeout:g} s", True)
+                N_(f"the system keychain did not answer within {self.timeout:g} s"), True)
 
     def _finish(self, fn: Callable[[], KeychainState]) -> KeychainState:
         try:
@@ -230,7 +231,7 @@ class Keychain:
                 kr.set_password(self.service, self.username, previous)
             else:
                 kr.delete_password(self.service, self.username)
-            raise KeychainUnavailable("the system keychain did not keep the key (read back a different value)")
+            raise KeychainUnavailable(N_("the system keychain did not keep the key (read back a different value)"))
         return KeychainState(True, key, _backend_name(kr), "")
 
     def _remove(self) -> KeychainState:
@@ -238,5 +239,5 @@ class Keychain:
         if kr.get_password(self.service, self.username) is not None:
             kr.delete_password(self.service, self.username)
         if kr.get_password(self.service, self.username) is not None:
-            raise KeychainUnavailable("the system keychain still holds the key after removing it")
+            raise KeychainUnavailable(N_("the system keychain still holds the key after removing it"))
         return KeychainState(True, "", _backend_name(kr), "")

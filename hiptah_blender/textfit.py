@@ -38,6 +38,17 @@ def label_width(region_width: float, scale: float, *, boxes: int = 0, icon: bool
     return max(unit * 2, region_width - used)
 
 
+# A menu button (Format, Quality): its text's left margin and the drop-down arrow, in units.
+MENU_CHROME_UNITS = 0.4 + 0.8
+
+
+def fit_in_columns(region_width: float, scale: float, text_widths: list[float], columns: int) -> bool:
+    """Whether ``columns`` menu buttons side by side in a sidebar panel ``region_width`` px
+    wide each show their whole text (the widest of ``text_widths``), else they go one a line."""
+    room = label_width(region_width, scale, icon=False) + 20.0 * scale * TEXT_MARGIN_UNITS
+    return max(text_widths, default=0.0) + 20.0 * scale * MENU_CHROME_UNITS <= room / columns
+
+
 def wrap(text: str, width: float, measure: Measure) -> list[str]:
     """Split ``text`` into lines that each measure at most ``width``.
 

@@ -49,7 +49,12 @@ TERMS_FILE = ROOT / "scripts" / "i18n_blender_terms.json"
 SKIP_DIRS = {"i18n", "locale", "__pycache__"}
 # The command line stays English (docs/i18n.md: read by scripts and farm managers, like
 # Blender's own command-line output): its help and progress lines are not extracted.
-SKIP_FILES = {"hiptah_blender/batch/cli.py", "hiptah_blender/batch/progress.py", "hiptah_blender/blender/commands.py"}
+# The farm's shard/merge/farm-submit modules are used by the command line only.
+SKIP_FILES = {
+    "hiptah_blender/batch/cli.py", "hiptah_blender/batch/progress.py", "hiptah_blender/blender/commands.py",
+    "hiptah_blender/batch/shards.py", "hiptah_blender/batch/merge.py", "hiptah_blender/batch/flamenco.py",
+    "hiptah_blender/blender/farm_commands.py",
+}
 SKIP_COMMENT = "# no-i18n"  # on a line: its strings are not for the user (thread names, internal errors)
 
 # Blender's own words this add-on uses: a translation must spell them as Blender does.

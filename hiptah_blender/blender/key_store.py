@@ -18,6 +18,7 @@ from typing import Any
 import bpy
 
 from .. import keychain
+from ..i18n import N_
 
 # Pref keys whose move into the keychain failed this session: not retried on every draw.
 _failed_moves: set[int] = set()
@@ -53,8 +54,8 @@ class KeyChoice:
 
 def _no_keychain(state: keychain.KeychainState) -> str:
     if state.available is None:
-        return "looking for the system keychain"
-    return state.problem or "no keychain found"
+        return N_("looking for the system keychain")
+    return state.problem or N_("no keychain found")
 
 
 def choose(pref_key: str, *, wait: float = 0.0) -> KeyChoice:
@@ -71,15 +72,17 @@ def choose(pref_key: str, *, wait: float = 0.0) -> KeyChoice:
             if not state.busy and state.key != pref_key:
                 _failed_moves.add(hash(pref_key))
         if state.available and state.key == pref_key and not state.busy:
-            return KeyChoice(pref_key, "keychain", f"in the system keychain ({state.backend})", True)
+            return KeyChoice(pref_key, "keychain", N_(f"in the system keychain ({state.backend})"), True)
         if state.busy and state.available is not False and chain.storing(pref_key):
-            return KeyChoice(pref_key, "preferences", "in Blender's preferences: moving it into the system keychain")
-        return KeyChoice(pref_key, "preferences", f"in Blender's preferences: {_no_keychain(state)}")
+            return KeyChoice(pref_key, "preferences", N_("in Blender's preferences: moving it into the system keychain"))
+        reason = _no_keychain(state)  # "{reason}" is translated in turn (catalog._NESTED)
+        return KeyChoice(pref_key, "preferences", N_(f"in Blender's preferences: {reason}"))
     if state.available and state.key:
-        return KeyChoice(state.key, "keychain", f"in the system keychain ({state.backend})")
+        return KeyChoice(state.key, "keychain", N_(f"in the system keychain ({state.backend})"))
     if state.available:
-        return KeyChoice("", "", f"none yet; a key you paste goes into the system keychain ({state.backend})")
-    return KeyChoice("", "", f"none yet; a key you paste stays in Blender's preferences: {_no_keychain(state)}")
+        return KeyChoice("", "", N_(f"none yet; a key you paste goes into the system keychain ({state.backend})"))
+    reason = _no_keychain(state)
+    return KeyChoice("", "", N_(f"none yet; a key you paste stays in Blender's preferences: {reason}"))
 
 
 def empty_field(prefs: Any) -> None:

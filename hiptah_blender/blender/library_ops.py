@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import bpy
 from bpy.props import BoolProperty
 
+from ..i18n import N_
 from ..jobs.records import JobState
 from . import personal_library, runtime
+from .i18n import rpt
 from .settings import read_settings
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ class HIPTAH_OT_add_past_generations(bpy.types.Operator):
     def execute(self, context: Any) -> Result:
         settings = read_settings(context)
         if not runtime.history_exists() and runtime.peek() is None:
-            self._report("INFO", "HiPtah: the job history is empty; nothing to add.")
+            self._report("INFO", N_("HiPtah: the job history is empty; nothing to add."))
             return {"CANCELLED"}
         rt = runtime.get(context)
         records = [r for r in rt.snapshots.values() if r.state in (JobState.DOWNLOADED, JobState.IMPORTED)]
@@ -46,18 +48,24 @@ class HIPTAH_OT_add_past_generations(bpy.types.Operator):
             saved, problems = personal_library.backfill(context, settings, records, force=self.replace)
         finally:
             window.progress_end()
-        for problem in problems[:5]:
-            self._report("WARNING", f"HiPtah: not added: {problem}")
-        level = "WARNING" if problems else "INFO"
-        self._report(
-            level,
-            f"HiPtah: added {saved} past generation{'s' if saved != 1 else ''} to the asset library "
-            f"({settings.library_dir})" + (f"; {len(problems)} could not be added." if problems else "."),
-        )
+        for problem in problems[:5]:  # "{problem}" is translated in turn (catalog._NESTED)
+            self._report("WARNING", N_(f"HiPtah: not added: {problem}"))
+        folder, count = settings.library_dir, len(problems)
+        if saved == 1:
+            text = N_(f"HiPtah: added 1 past generation to the asset library ({folder}).")
+        else:
+            text = N_(f"HiPtah: added {saved} past generations to the asset library ({folder}).")
+        if count == 1:
+            text = N_(f"HiPtah: added {saved} past generation(s) to the asset library ({folder}); 1 could not be added.")
+        elif count:
+            text = N_(f"HiPtah: added {saved} past generation(s) to the asset library ({folder}); "
+                      f"{count} could not be added.")
+        self._report("WARNING" if problems else "INFO", text)
         return {"FINISHED"}
 
     def _report(self, level: str, text: str) -> None:
-        self.report({level}, runtime.add_report(level, text))  # type: ignore[arg-type]
+        # English in runtime.REPORTS, the interface's language on screen (docs/i18n.md).
+        self.report({level}, rpt(runtime.add_report(level, text)))  # type: ignore[arg-type]
 
 
 CLASSES: tuple[type, ...] = (HIPTAH_OT_add_past_generations,)

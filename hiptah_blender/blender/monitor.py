@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import bpy
 from bpy.app.handlers import persistent
 
-from . import runtime
+from . import previews, runtime
 from .i18n import rpt
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ def on_timer(context: Any) -> tuple[bool, list[tuple[str, str]]]:
     if rt is None:
         return False, []
     rt.step(context)
-    return rt.has_active(), rt.take_notices()
+    # A thumbnail still drawing on its worker needs a later step to be collected: the
+    # last job's import must not stop the monitor before its picture arrives.
+    return rt.has_active() or previews.busy(), rt.take_notices()
 
 
 class HIPTAH_OT_monitor(bpy.types.Operator):

@@ -33,6 +33,13 @@ def report(op: Any, level: str, text: str) -> None:
     op.report({level}, rpt(runtime.add_report(level, text)))
 
 
+def report_library_warning(op: Any, rt: Any, local_id: str) -> None:
+    """The job's asset-library warning, if any ("{problem}" is translated in turn)."""
+    problem = rt.library_warnings.get(local_id)
+    if problem:
+        report(op, "WARNING", f"HiPtah: {problem}")
+
+
 def report_error(op: Any, exc: errors.HiptahError) -> Result:
     report(op, "ERROR", exc.user_text())
     return {"CANCELLED"}
@@ -222,8 +229,7 @@ class HIPTAH_OT_generate(bpy.types.Operator):
                 report(self, "INFO", f"HiPtah: imported “{label}” as {names}.")
             else:
                 report(self, "INFO", f"HiPtah: imported “{label}”.")
-            if record.local_id in rt.library_warnings:
-                report(self, "WARNING", f"HiPtah: {rt.library_warnings[record.local_id]}")
+            report_library_warning(self, rt, record.local_id)
             return {"FINISHED"}
         if record.state is JobState.DOWNLOADED:
             problem = rt.import_errors.get(record.local_id)
@@ -362,8 +368,7 @@ class HIPTAH_OT_import_job(_JobOperator, bpy.types.Operator):
         except errors.HiptahError as exc:
             return report_error(self, exc)
         report(self, "INFO", f"HiPtah: imported {', '.join(o.name for o in roots)}.")
-        if local_id in rt.library_warnings:
-            report(self, "WARNING", f"HiPtah: {rt.library_warnings[local_id]}")
+        report_library_warning(self, rt, local_id)
         return {"FINISHED"}
 
 

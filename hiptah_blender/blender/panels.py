@@ -33,15 +33,6 @@ STATE_ICONS: dict[JobState, str] = {
 }
 
 
-# The finished states' line in a job's details (one msgid each: "Imported after 12 s").
-STATE_AFTER: dict[JobState, str] = {
-    JobState.DOWNLOADED: N_("Downloaded after {after}"),
-    JobState.IMPORTED: N_("Imported after {after}"),
-    JobState.FAILED: N_("Failed after {after}"),
-    JobState.CANCELLED: N_("Cancelled after {after}"),
-}
-
-
 def duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     if seconds < 60:
@@ -53,34 +44,60 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
-    """Short state for a row: what is happening and how long it takes (English; the
-    panel shows it through ``iface``: one template per state, so it can be translated)."""
+def state_words(record: JobRecord, now: float, max_concurrent: int) -> tuple[str, str]:
+    """A job's state in two parts: what it is doing ("processing 40%", short enough for a
+    progress bar at any sidebar width) and the rest ("~12 s left"; may be ""). A finished
+    job's state is one sentence ("Imported after 41 s"), in the first part. English, one
+    template per state: the panel shows each part through ``iface``."""
     state = record.state
+    took = duration(record.elapsed(now))
     if state is JobState.WAITING:
-        return N_(f"waiting (plan allows {max_concurrent} at once)")
+        return N_("waiting"), N_(f"plan allows {max_concurrent} at once")
     if state is JobState.SUBMITTING:
-        return N_("sending")
+        return N_("sending"), ""
     if state in (JobState.QUEUED, JobState.PROCESSING):
-        done = f"{record.progress:.0f}%" if record.progress is not None else duration(record.elapsed(now))
-        text = N_(f"queued {done}") if state is JobState.QUEUED else N_(f"processing {done}")
+        done = f"{record.progress:.0f}%" if record.progress is not None else took
+        head = N_(f"queued {done}") if state is JobState.QUEUED else N_(f"processing {done}")
         left = record.remaining(now)
-        if left is not None:  # "{text}" is itself translated (catalog._NESTED)
-            text = N_(f"{text}, ~{duration(left)} left") if left > 0 else N_(f"{text}, any moment")
-        return text
+        if left is None:
+            return head, ""
+        return head, (N_(f"~{duration(left)} left") if left > 0 else N_("any moment"))
     if state is JobState.DOWNLOADING:
-        return N_("downloading")
+        return N_("downloading"), ""
+    after = took  # the name the catalogue's "... after {after}" entries use
+    if state is JobState.DOWNLOADED:
+        return N_(f"Ready after {after}"), ""
+    if state is JobState.IMPORTED:
+        return N_(f"Imported after {after}"), ""
+    if state is JobState.FAILED:
+        return N_(f"Failed after {after}"), ""
+    return N_("Cancelled"), ""
+
+
+def status_text(record: JobRecord, now: float, max_concurrent: int) -> str:
+    """A job's state in one line: "processing 40%, ~12 s left", "imported (41 s)", or a
+    failed job's error message (English; shown through ``iface``)."""
+    state = record.state
+    if state is JobState.FAILED:
+        return record.error.message if record.error else N_("failed")
     if state is JobState.DOWNLOADED:
         return N_(f"ready ({duration(record.elapsed(now))})")
     if state is JobState.IMPORTED:
         return N_(f"imported ({duration(record.elapsed(now))})")
-    if state is JobState.FAILED:
-        return record.error.message if record.error else N_("failed")
-    return N_("cancelled")
+    if state is JobState.CANCELLED:
+        return N_("cancelled")
+    if state is JobState.WAITING:
+        return N_(f"waiting (plan allows {max_concurrent} at once)")
+    text, _ = state_words(record, now, max_concurrent)
+    left = record.remaining(now) if state in (JobState.QUEUED, JobState.PROCESSING) else None
+    if left is not None:  # "{text}" is itself translated (catalog._NESTED)
+        text = N_(f"{text}, ~{duration(left)} left") if left > 0 else N_(f"{text}, any moment")
+    return text
 
 
 def row_text(rt: Any, record: JobRecord) -> str:
-    """The text of a job's row in the list (the progress bar's or the label's)."""
+    """A job's state in one line as the panel sees it: paused or retrying while the server
+    cannot be reached, a failed import's message, else status_text()."""
     if record.state.is_active and rt.online.reason is not None:
         return N_(f"paused: {rt.online.reason.message}")
     lost = rt.unreachable.get(record.local_id)
@@ -92,9 +109,43 @@ def row_text(rt: Any, record: JobRecord) -> str:
     return status_text(record, time.time(), rt.settings.max_concurrent)
 
 
+def job_problem(rt: Any, record: JobRecord) -> Any:
+    """The error that concerns a job now (ErrorInfo), or None: a failed import, the job's
+    own failure, or why an active job is held (online access off, server unreachable)."""
+    problem = rt.import_errors.get(record.local_id)
+    if problem is None and record.state is JobState.FAILED:
+        problem = record.error
+    if problem is None and record.state.is_active:
+        problem = rt.online.reason or rt.unreachable.get(record.local_id)
+    return problem
+
+
 def connection_problem(rt: Any) -> Any:
     """The error of a job retrying through an unreachable server (the status line's), or None."""
     return next(iter(rt.unreachable.values()), None) if rt is not None else None
+
+
+def status_error(settings: Any, rt: Any) -> tuple[str, str] | None:
+    """(kind, message) of the error the status line shows, or None: the detail box then
+    points up instead of repeating it."""
+    problem = settings.configuration_error()
+    if problem is not None:
+        return type(problem).__name__, str(problem.message)
+    refusal = account.current(settings)
+    if refusal is not None:
+        return refusal.error.kind, refusal.error.message
+    lost = connection_problem(rt)
+    return (lost.kind, lost.message) if lost is not None else None
+
+
+def row_icon(rt: Any, record: JobRecord) -> str:
+    if record.state.is_active and rt.online.reason is not None:
+        return "PAUSE"
+    if record.state.is_active and record.local_id in rt.unreachable:
+        return "FILE_REFRESH"
+    if record.local_id in rt.import_errors and not record.state.is_active:
+        return "ERROR"
+    return STATE_ICONS[record.state]
 
 
 def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: int = 0, translate: bool = True) -> None:
@@ -103,7 +154,7 @@ def _wrap(layout: Any, context: Any, text: str, *, icon: str = "NONE", boxes: in
     ui_text.wrap_label(layout, context, text, icon=icon, boxes=boxes, translate=translate)
 
 
-def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> None:
+def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False, remove: bool = True) -> None:
     state = record.state
     if state.is_active:
         layout.operator("hiptah.cancel_job", text="", icon="X", emboss=emboss).local_id = record.local_id
@@ -111,12 +162,17 @@ def _row_actions(layout: Any, record: JobRecord, *, emboss: bool = False) -> Non
         layout.operator("hiptah.retry_job", text="", icon="FILE_REFRESH", emboss=emboss).local_id = record.local_id
     if state in (JobState.DOWNLOADED, JobState.IMPORTED):
         layout.operator("hiptah.import_job", text="", icon="IMPORT", emboss=emboss).local_id = record.local_id
-    if state.is_finished:
+    if state.is_finished and remove:
         layout.operator("hiptah.remove_job", text="", icon="TRASH", emboss=emboss).local_id = record.local_id
 
 
 class HIPTAH_UL_jobs(bpy.types.UIList):
-    """The job list, newest first (the runtime keeps the mirror in that order)."""
+    """The job list, newest first (the runtime keeps the mirror in that order).
+
+    A row is the job's state at a glance and what tells jobs apart: the state's icon, the
+    prompt over all the width left (red when something is wrong), the percentage done
+    while it runs, and the row's buttons. Words (state, time, error, hint) are in the
+    detail box."""
 
     bl_idname = "HIPTAH_UL_jobs"
 
@@ -134,32 +190,23 @@ class HIPTAH_UL_jobs(bpy.types.UIList):
     ) -> None:
         rt = runtime.peek()
         record = rt.snapshots.get(item.local_id) if rt is not None else None
-        if record is None:
+        if rt is None or record is None:
             layout.label(text=item.label, icon="QUESTION", translate=False)  # the prompt
             return
-        now = time.time()
-        max_concurrent = rt.settings.max_concurrent if rt is not None else 10
-        split = layout.split(factor=0.45, align=True)
-        split.label(text=record.label(40), icon=STATE_ICONS[record.state], translate=False)  # the prompt
-        right = split.row(align=True)
-        status = status_text(record, now, max_concurrent)
-        fraction = record.estimated_fraction(now)
-        import_error = rt.import_errors.get(record.local_id) if rt is not None else None
-        held = rt.online.reason if rt is not None and record.state.is_active else None
-        lost = rt.unreachable.get(record.local_id) if rt is not None else None
-        if held is not None or lost is not None:  # offline / server unreachable: the job waits
-            sub = right.row(align=True)
-            sub.alert = True
-            sub.progress(factor=fraction or 0.0, type="BAR", text=iface(row_text(rt, record)))
-        elif record.state.is_active:
-            right.progress(factor=fraction or 0.0, type="BAR", text=iface(status))
-        elif record.state is JobState.FAILED or import_error is not None:
-            sub = right.row(align=True)
-            sub.alert = True
-            sub.label(text=iface(import_error.message if import_error is not None else status), translate=False)
-        else:
-            right.label(text=iface(status), translate=False)
-        _row_actions(right, record)
+        row = layout.row(align=True)
+        sub = row.row(align=True)
+        held = record.state.is_active and (rt.online.reason is not None or record.local_id in rt.unreachable)
+        sub.alert = held or job_problem(rt, record) is not None
+        # The prompt, as typed; Blender clips it, the box has it all.
+        sub.label(text=record.label(200), icon=row_icon(rt, record), translate=False)
+        fraction = record.estimated_fraction(time.time()) if record.state.is_active and not held else None
+        if fraction is not None:
+            tag = row.row(align=True)
+            tag.alignment = "RIGHT"
+            tag.ui_units_x = 2.0  # "100%" fits; the prompt keeps the rest of the row
+            tag.label(text=f"{fraction * 100:.0f}%", translate=False)
+        # A narrow sidebar keeps the prompt readable: Remove stays in the detail box only.
+        _row_actions(row, record, remove=not ui_text.narrow(context))
 
 
 class VIEW3D_PT_hiptah(bpy.types.Panel):
@@ -195,10 +242,16 @@ class VIEW3D_PT_hiptah(bpy.types.Panel):
         row.alert = len(prompt) > validation.MAX_PROMPT_CHARS
         row.label(text=f"{len(prompt)} / {validation.MAX_PROMPT_CHARS}", translate=False)
 
-        row = layout.row(align=True)
+        names = [bpy.types.UILayout.enum_item_name(ui, name, getattr(ui, name)) for name in ("format", "quality")]
+        # Side by side when both names fit ("GLB (default)"), else one a line: never "GLB (de…".
+        row = layout.row(align=True) if ui_text.side_by_side(context, names) else layout.column(align=True)
         row.prop(ui, "format", text="")
         row.prop(ui, "quality", text="")
-        row = layout.row(align=True)  # size and facing (issue 16; the layout may move)
+        # Size (and the height when scaled to one) and facing: the same rule, never "As Gen…".
+        names = [bpy.types.UILayout.enum_item_name(ui, name, getattr(ui, name)) for name in ("size", "facing")]
+        if ui.size == "HEIGHT":
+            names.insert(1, f"{ui.target_height:.2f} m")  # about what the field shows
+        row = layout.row(align=True) if ui_text.side_by_side(context, names) else layout.column(align=True)
         row.prop(ui, "size", text="")
         if ui.size == "HEIGHT":
             row.prop(ui, "target_height", text="")
@@ -248,9 +301,10 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
     box = layout.box()
     problem = settings.configuration_error()
     if settings.is_sandbox and not settings.base_url_error:
-        row = box.row()
-        row.alert = True  # a badge that stands out: results come from a test server
-        row.label(text=fmt(N_("Sandbox: {url}"), url=settings.base_url), icon="EXPERIMENTAL", translate=False)
+        col = box.column()
+        col.alert = True  # a badge that stands out: results come from a test server
+        _wrap(col, context, fmt(N_("Sandbox: {url}"), url=settings.base_url), icon="EXPERIMENTAL", boxes=1,
+              translate=False)
     rt = runtime.peek()
     refusal = account.current(settings) if problem is None else None
     if isinstance(problem, errors.OnlineAccessDisabledError):
@@ -264,13 +318,15 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
             text = N_("1 job paused: it goes on when it is back on.") if held == 1 else \
                 fmt(N_("{count} jobs paused: they go on when it is back on."), count=held)
             _wrap(box, context, text, boxes=1)
-        box.operator("screen.userpref_show", text="Open System Preferences", icon="PREFERENCES").section = "SYSTEM"
+        text = N_("Open System Preferences")
+        if not ui_text.fits(context, text, boxes=1):  # measured in the interface's language
+            text = "Preferences"  # a narrow sidebar: the short name, never "Open System Pref…"
+        box.operator("screen.userpref_show", text=text, icon="PREFERENCES").section = "SYSTEM"
     elif problem is not None:
         col = box.column()
         col.alert = True
         _wrap(col, context, problem.message, icon="ERROR", boxes=1)
-        op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
-        op.module = ADDON_ID
+        _addon_prefs_button(box, context)
     elif refusal is not None:
         # The server refused the key or the plan: every job would fail the same way.
         col = box.column()
@@ -278,30 +334,39 @@ def draw_status(layout: Any, context: Any, settings: Any) -> None:
         _wrap(col, context, refusal.error.message, icon="ERROR", boxes=1)
         if refusal.error.hint:
             _wrap(box, context, refusal.error.hint, icon="INFO", boxes=1)
-        op = box.operator("preferences.addon_show", text="Open Add-on Preferences", icon="PREFERENCES")
-        op.module = ADDON_ID
+        _addon_prefs_button(box, context)
     elif rt is not None and (lost := connection_problem(rt)) is not None:
         # Jobs under way cannot reach the server: they are kept and go on when it answers.
         col = box.column()
         col.alert = True
         _wrap(col, context, lost.message, icon="ERROR", boxes=1)
+        if lost.hint:
+            _wrap(box, context, lost.hint, icon="INFO", boxes=1)
         count = len(rt.unreachable)
         text = N_("1 job retrying: it goes on when HiPtah answers again.") if count == 1 else \
             fmt(N_("{count} jobs retrying: they go on when HiPtah answers again."), count=count)
-        _wrap(box, context, text, icon="INFO", boxes=1)
+        _wrap(box, context, text, icon="TIME", boxes=1)
     else:
         counts = rt.counts() if rt is not None else {}
         running = sum(n for state, n in counts.items() if state.is_active and state is not JobState.WAITING)
         waiting = counts.get(JobState.WAITING, 0)
         if running or waiting:
+            limit = settings.max_concurrent
             if waiting:
                 text = fmt(N_("{running} running, {waiting} waiting (plan limit {limit})"),
-                           running=running, waiting=waiting, limit=settings.max_concurrent)
+                           running=running, waiting=waiting, limit=limit)
             else:
-                text = fmt(N_("{running} running (plan limit {limit})"), running=running, limit=settings.max_concurrent)
-            box.label(text=text, icon="TIME", translate=False)
+                text = fmt(N_("{running} running (plan limit {limit})"), running=running, limit=limit)
+            _wrap(box, context, text, icon="TIME", boxes=1, translate=False)
         else:
             box.label(text="Ready", icon="CHECKMARK")
+
+
+def _addon_prefs_button(layout: Any, context: Any) -> None:
+    text = N_("Open Add-on Preferences")
+    if not ui_text.fits(context, text, boxes=1):
+        text = "Preferences"  # a narrow sidebar: the short name, never "Open Add-on Prefe…"
+    layout.operator("preferences.addon_show", text=text, icon="PREFERENCES").module = ADDON_ID
 
 
 class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
@@ -318,45 +383,49 @@ class VIEW3D_PT_hiptah_jobs(bpy.types.Panel):
         items = job_items(wm)
         rt = runtime.peek()
         if rt is None or len(items) == 0:
-            layout.label(text="No jobs yet: generated models appear here.", icon="INFO")
+            _wrap(layout, context, N_("No jobs yet: generated models appear here."), icon="INFO")
             return
         layout.template_list("HIPTAH_UL_jobs", "", wm, "hiptah_jobs", wm, "hiptah_jobs_index", rows=3)
         index = wm.hiptah_jobs_index
         record = rt.snapshots.get(items[index].local_id) if 0 <= index < len(items) else None
         if record is not None:
-            draw_job_details(layout.box(), context, rt, record)
+            draw_job_details(layout.box(), context, rt, record, status_error(read_settings(context), rt))
         row = layout.row()
         row.operator("hiptah.clear_finished", text="Clear Finished", icon="TRASH")
         row.operator("hiptah.open_folder", text="", icon="FILE_FOLDER")
 
 
-def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord) -> None:
+def draw_job_details(box: Any, context: Any, rt: Any, record: JobRecord, shown_above: tuple[str, str] | None) -> None:
+    """The selected job: its whole prompt, thumbnail, state and progress, format, the error
+    and hint (once: when the status line shows that same error, a pointer to it), buttons."""
     now = time.time()
-    _wrap(box, context, record.label(1000), icon=STATE_ICONS[record.state], boxes=1, translate=False)
+    _wrap(box.column(), context, record.label(1000), icon=row_icon(rt, record), boxes=1, translate=False)
     icon = previews.icon_for(record) if record.state is JobState.IMPORTED else 0
     if icon:
         box.template_icon(icon_value=icon, scale=5.0)
-    quality = record.quality
-    if record.job_id:
-        box.label(text=fmt(N_("{format}, {quality}, job {job_id}"), format=record.format.upper(), quality=quality,
-                           job_id=record.job_id), translate=False)
-    else:
-        box.label(text=fmt(N_("{format}, {quality}"), format=record.format.upper(), quality=quality), translate=False)
+    col = box.column(align=True)  # state, progress and format read as one paragraph
+    head, rest = state_words(record, now, rt.settings.max_concurrent)
     if record.state.is_active:
-        fraction = record.estimated_fraction(now)
-        box.progress(factor=fraction or 0.0, type="BAR", text=iface(status_text(record, now, rt.settings.max_concurrent)))
+        col.progress(factor=record.estimated_fraction(now) or 0.0, type="BAR", text=iface(head))
     else:
-        after = STATE_AFTER.get(record.state, N_("Finished after {after}"))
-        box.label(text=fmt(after, after=duration(record.elapsed(now))), translate=False)
-    problem = rt.import_errors.get(record.local_id) or (record.error if record.state is JobState.FAILED else None)
-    if problem is None and record.state.is_active:
-        problem = rt.online.reason or rt.unreachable.get(record.local_id)  # offline / unreachable
-    if problem is not None:
-        col = box.column(align=True)
+        _wrap(col, context, head, boxes=1)
+    if rest:
+        _wrap(col, context, rest, boxes=1)
+    if record.job_id:
+        meta = fmt(N_("{format}, {quality}, job {job_id}"), format=record.format.upper(), quality=record.quality,
+                   job_id=record.job_id)
+    else:
+        meta = fmt(N_("{format}, {quality}"), format=record.format.upper(), quality=record.quality)
+    _wrap(col, context, meta, boxes=1, translate=False)
+    problem = job_problem(rt, record)
+    if problem is not None and (problem.kind, problem.message) == shown_above:
+        _wrap(box.column(), context, N_("Cause: the message at the top of the panel."), icon="INFO", boxes=1)
+    elif problem is not None:
+        col = box.column()
         col.alert = True
         _wrap(col, context, problem.message, icon="ERROR", boxes=1)
         if problem.hint:
-            _wrap(box, context, problem.hint, icon="INFO", boxes=1)
+            _wrap(box.column(), context, problem.hint, icon="INFO", boxes=1)
     row = box.row(align=True)
     _row_actions(row, record, emboss=True)
 

@@ -28,6 +28,7 @@ from typing import Any
 import bpy
 
 from .. import assets
+from ..i18n import N_
 from ..jobs.records import JobRecord, JobState
 from . import importers, previews
 from .library import LibraryError, LibraryItem, write_asset_file
@@ -203,7 +204,7 @@ class LibrarySaves:
 
 def failure_text(settings: Settings, exc: BaseException | None) -> str:
     reason = getattr(exc, "strerror", None) or str(exc)
-    return (
+    return N_(  # "{reason}" is translated in turn (catalog._NESTED); the folder never is
         f"The model was imported but not saved to the HiPtah asset library ({reason}). "
         f"Check that the library folder {settings.library_dir} can be written (Preferences > Add-ons > "
         "HiPtah), then use Add Past Generations."

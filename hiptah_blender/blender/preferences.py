@@ -17,7 +17,14 @@ from .. import assets, placement
 from ..client import validation
 from ..i18n import N_
 from .i18n import fmt, iface
-from .settings import ADDON_ID, ENV_API_KEY, ENV_BASE_URL, default_download_dir, read_settings
+from .settings import (
+    ADDON_ID,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    PLAN_LIMITS,
+    default_download_dir,
+    read_settings,
+)
 
 FORMAT_ITEMS = [
     ("glb", "GLB", "Binary glTF: materials and textures in one file (recommended)"),
@@ -173,20 +180,23 @@ class HiptahPreferences(bpy.types.AddonPreferences):
     def draw(self, context: Any) -> None:
         layout = self.layout
         settings = read_settings(context)
+        # Label left, field right, one setting a line: labels are never cut to "Default …".
+        layout.use_property_split = True
+        layout.use_property_decorate = False
 
         box = layout.box()
         box.label(text="Account", icon="KEYINGSET")
-        row = box.row()
-        row.enabled = not settings.api_key_from_env
-        row.prop(self, "api_key")
+        col = box.column()
+        col.enabled = not settings.api_key_from_env
+        col.prop(self, "api_key")
         if settings.api_key_from_env:
             box.label(text=fmt(N_("Using the key from {variable}"), variable=ENV_API_KEY), icon="INFO", translate=False)
         elif settings.api_key_status:
             box.label(text=fmt(N_("Key: {status}"), status=iface(settings.api_key_status)),
                       icon="LOCKED" if settings.api_key_source == "keychain" else "INFO", translate=False)
-        row = box.row()
-        row.enabled = not settings.base_url_from_env
-        row.prop(self, "base_url")
+        col = box.column()
+        col.enabled = not settings.base_url_from_env
+        col.prop(self, "base_url")
         if settings.base_url_from_env:
             box.label(text=fmt(N_("Using {variable}={url}"), variable=ENV_BASE_URL, url=settings.base_url), icon="INFO",
                       translate=False)
@@ -196,55 +206,61 @@ class HiptahPreferences(bpy.types.AddonPreferences):
             col.label(text=iface(settings.base_url_error), icon="ERROR", translate=False)
         elif settings.is_sandbox:
             box.label(text="Sandbox: a local test server, not the real service", icon="EXPERIMENTAL")
+        box.prop(self, "plan")
+        if self.plan == "ENTERPRISE":
+            box.prop(self, "concurrent_limit")  # only a negotiated plan has a limit to type in
+        else:
+            split = box.split(factor=0.4)  # under the field, where use_property_split puts values
+            split.label(text="")
+            split.label(text=fmt(N_("{count} jobs at once"), count=PLAN_LIMITS[self.plan]), icon="INFO", translate=False)
         row = box.row()
-        row.prop(self, "plan")
-        sub = row.row()
-        sub.enabled = self.plan == "ENTERPRISE"
-        sub.prop(self, "concurrent_limit")
-        row = box.row()
+        row.use_property_split = False
         row.operator("hiptah.test_connection", icon="URL")
         if not settings.online_access and not settings.is_sandbox:
             box.label(text="Online access is off (Preferences > System > Network)", icon="INTERNET_OFFLINE")
 
         box = layout.box()
         box.label(text="Generation", icon="MESH_MONKEY")
-        row = box.row()
-        row.prop(self, "default_format")
-        row.prop(self, "default_quality")
-        row = box.row()
-        row.prop(self, "poll_interval")
-        row.prop(self, "job_deadline")
+        col = box.column()
+        col.prop(self, "default_format")
+        col.prop(self, "default_quality")
+        col.prop(self, "poll_interval")
+        col.prop(self, "job_deadline")
 
         box = layout.box()
         box.label(text="Files and Import", icon="IMPORT")
-        box.prop(self, "download_dir")
+        col = box.column()
+        col.prop(self, "download_dir")
         if not self.download_dir:
-            box.label(text=fmt(N_("Default: {folder}"), folder=default_download_dir(create=False)), icon="FILE_FOLDER",
+            col.label(text=fmt(N_("Default: {folder}"), folder=default_download_dir(create=False)), icon="FILE_FOLDER",
                       translate=False)
-        box.prop(self, "ca_bundle")
-        row = box.row()
-        row.prop(self, "auto_import")
-        row.prop(self, "placement")
-        box.prop(self, "collection_name")
+        col.prop(self, "ca_bundle")
+        col.prop(self, "auto_import")
+        col.prop(self, "placement")
+        col.prop(self, "collection_name")
         draw_library_rows(box, self)
 
 
 def draw_library_rows(layout: Any, prefs: Any) -> None:
-    """Size, facing and the asset library rows (the preferences' layout may move them)."""
-    row = layout.row()
-    row.prop(prefs, "import_size")
-    sub = row.row()
+    """Size, facing and the asset library, one setting a line like the rest (the
+    preferences' property split: label left, field right)."""
+    col = layout.column()
+    col.prop(prefs, "import_size")
+    sub = col.column()
     sub.enabled = prefs.import_size == placement.SIZE_HEIGHT
     sub.prop(prefs, "target_height")
-    row.prop(prefs, "facing")
-    row = layout.row()
-    row.prop(prefs, "asset_library")
-    row.operator("hiptah.add_past_generations", icon="ASSET_MANAGER")
-    sub = layout.row()
+    col.prop(prefs, "facing")
+    col = layout.column()
+    col.prop(prefs, "asset_library")
+    sub = col.column()
     sub.enabled = prefs.asset_library
     sub.prop(prefs, "asset_library_dir")
     if not prefs.asset_library_dir:
-        layout.label(text=f"Default: {assets.default_library_dir()}", icon="FILE_FOLDER")
+        sub.label(text=fmt(N_("Default: {folder}"), folder=assets.default_library_dir()), icon="FILE_FOLDER",
+                  translate=False)
+    row = layout.row()
+    row.use_property_split = False  # a button over the whole width, like Test Connection
+    row.operator("hiptah.add_past_generations", icon="ASSET_MANAGER")
 
 
 CLASSES: tuple[type, ...] = (HiptahPreferences,)

@@ -211,6 +211,11 @@ def draw_now(objects: Sequence[Any]) -> tuple[int, Any] | None:
     return 128, pixels
 
 
+def busy() -> bool:
+    """A thumbnail is waiting to be copied or drawn (the monitor keeps stepping)."""
+    return bool(_pending or _deferred)
+
+
 def wait(timeout: float = 10.0) -> None:
     """Block until the pending drawings are done, then collect them (tests, scripts)."""
     end = time.monotonic() + timeout

@@ -245,11 +245,11 @@ class Runtime:
         self.scheduler.mark_imported(local_id, [o.name for o in roots])  # kept in meta["imported_objects"]
         self.rows.placed(o.name for o in roots)
         previews.request(local_id, roots)  # the detail box's thumbnail, drawn on a worker
-        warning = self.library.request(context, settings, record, roots)
+        problem = self.library.request(context, settings, record, roots)
         self.library_warnings.pop(local_id, None)
-        if warning:
-            self.library_warnings[local_id] = warning
-            self._notice(local_id, "WARNING", f"HiPtah: {warning}")
+        if problem:  # "{problem}" is translated in the report too (catalog._NESTED)
+            self.library_warnings[local_id] = problem
+            self._notice(local_id, "WARNING", f"HiPtah: {problem}")
         if push_undo:
             # One undo step for the whole import when no operator with the UNDO flag wraps it.
             bpy.ops.ed.undo_push(message="HiPtah import")
@@ -274,8 +274,9 @@ class Runtime:
             previews.collect()  # the thumbnail a pending save waits for
             failed = self.library.step(context, self.settings)
             if failed is not None:
-                self.library_warnings[failed[0]] = failed[1]
-                self._notice(failed[0], "WARNING", f"HiPtah: {failed[1]}")
+                failed_id, problem = failed
+                self.library_warnings[failed_id] = problem
+                self._notice(failed_id, "WARNING", f"HiPtah: {problem}")
         now = time.monotonic()
         if events:
             self.sync(events)

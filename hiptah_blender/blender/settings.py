@@ -16,6 +16,7 @@ import bpy
 
 from .. import assets
 from ..client import errors, validation
+from ..i18n import N_
 from ..placement import SizeChoice
 
 # Re-exported: callers keep importing them from here.
@@ -162,7 +163,7 @@ def read_settings(context: Any = None) -> Settings:
     env_key = os.environ.get(ENV_API_KEY, "").strip()
     if env_key:
         values.update(api_key=env_key, api_key_from_env=True, api_key_source="environment",
-                      api_key_status=f"from {ENV_API_KEY} (it overrides the keychain and the preferences)")
+                      api_key_status=N_(f"from {ENV_API_KEY} (it overrides the keychain and the preferences)"))
     else:
         values.update(_stored_key(prefs))
     env_url = os.environ.get(ENV_BASE_URL, "").strip()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..client import errors
+from ..i18n import N_
 from . import failures, timing
 from .ops import Context, Effects, Result, Runtime
 from .records import ErrorInfo, JobRecord, JobState, move
@@ -339,15 +340,13 @@ def apply_stale(record: JobRecord, result: Result, ctx: Context, fx: Effects) ->
 def timeout(
     record: JobRecord, ctx: Context, fx: Effects, last_error: BaseException | None = None
 ) -> None:
-    extra = f" Last error: {failures.describe(last_error)}." if last_error is not None else ""
-    fail(
-        record,
-        errors.JobTimeoutError(
-            f"Job {record.job_id} did not finish within {ctx.config.job_deadline:g} s.{extra}"
-        ),
-        ctx,
-        fx,
-    )
+    deadline = ctx.config.job_deadline
+    if last_error is None:
+        text = N_(f"Job {record.job_id} did not finish within {deadline:g} s.")
+    else:  # one template per form; "{failures.describe(...)}" is translated in turn (catalog._NESTED)
+        text = N_(f"Job {record.job_id} did not finish within {deadline:g} s. "
+                  f"Last error: {failures.describe(last_error)}.")
+    fail(record, errors.JobTimeoutError(text), ctx, fx)
 
 
 def fail(

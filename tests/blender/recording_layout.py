@@ -49,6 +49,7 @@ class RecordingLayout:
     alert: bool = False
     scale_y: float = 1.0
     scale_x: float = 1.0
+    ui_units_x: float = 0.0
     alignment: str = "EXPAND"
     operator_context: str = "INVOKE_DEFAULT"
     use_property_split: bool = False

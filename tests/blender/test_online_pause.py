@@ -75,16 +75,18 @@ def test_offline_pauses_running_jobs_and_online_finishes_them(remote_sandbox: Ad
 
     # What the user sees: the row, the job's details and the status line.
     row = draw_row(bpy.context.window_manager.hiptah_jobs[0])
-    (bar,) = row.find("progress")
-    assert bar.text == "paused: Blender's online access is turned off." and bar.layout.effective("alert")
+    (label,) = row.find("label")  # red, paused icon, no percentage while held
+    assert label.text == "a wooden cart" and label.kwargs["icon"] == "PAUSE" and label.layout.effective("alert")
+    assert panels.row_text(rt, held) == "paused: Blender's online access is turned off."
     fake = FakePanel()
     panels.VIEW3D_PT_hiptah_jobs.draw(fake, ctx())  # type: ignore[arg-type]
-    details = _text(fake.layout)
-    assert "Blender's online access is turned off." in details and "Allow Online Access" in details
+    details = _text(fake.layout)  # the status line says why: the box points to it, once
+    assert "online access is turned off" not in details and "Cause: the message at the top" in details
     fake = FakePanel()
     panels.VIEW3D_PT_hiptah.draw(fake, ctx())  # type: ignore[arg-type]
     status = _text(fake.layout)
     assert "Online access is off" in status and "1 job paused" in status
+    assert "Blender's online access is turned off." in status and "Allow Online Access" in status
     assert fake.layout.operators("screen.userpref_show")
 
     bpy.context.preferences.system.use_online_access = True

@@ -349,3 +349,22 @@ def test_an_import_right_after_start_up_copies_at_a_later_step(
     warming.set_result(None)
     previews.wait()
     assert previews.preview_for("early") is not None
+
+
+def test_the_monitor_keeps_stepping_until_the_last_thumbnail_arrives(
+    addon: Addon, thumbnails_in_background: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GUI scenario of every panel state found it: the last job's import ended the
+    monitor, so its thumbnail (drawn on a worker) was never collected nor shown."""
+    from concurrent.futures import Future
+
+    from hiptah_blender.blender import monitor, previews
+
+    rt = addon.rt()
+    assert not rt.has_active()
+    drawing: Future[Any] = Future()
+    monkeypatch.setitem(previews._pending, "last", drawing)
+    assert monitor.on_timer(bpy.context)[0] is True  # no job left, a picture still coming
+    drawing.set_exception(RuntimeError("no picture"))  # done (even failed): collected, then stop
+    assert monitor.on_timer(bpy.context)[0] is False
+    assert "last" not in previews._pending

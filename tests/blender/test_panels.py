@@ -100,7 +100,9 @@ def test_invalid_base_url_is_shown(addon: Addon, no_env: None) -> None:
 def test_idle_sandbox_prompt_count_and_generate_state(addon: Addon) -> None:
     scene_ui = bpy.context.scene.hiptah
     layout = draw_main()
-    assert any(t.startswith("Sandbox: http://127.0.0.1") for t in layout.texts())
+    assert "Sandbox: http://127.0.0.1" in " ".join(layout.all_text().split())  # wrapped at a colon's space
+    badge = next(c for c in layout.find("label") if c.text.startswith("Sandbox"))
+    assert badge.layout.effective("alert") and badge.kwargs["icon"] == "EXPERIMENTAL"
     assert "Ready" in layout.texts()
     assert "0 / 500" in layout.texts()
     assert [c.args[1] for c in layout.find("prop")] == ["source", "prompt", "format", "quality", "size", "facing"]
@@ -131,7 +133,7 @@ def test_idle_sandbox_prompt_count_and_generate_state(addon: Addon) -> None:
 
 
 def test_no_jobs_message(addon: Addon) -> None:
-    assert "No jobs yet: generated models appear here." in draw_jobs().texts()
+    assert "No jobs yet: generated models appear here." in " ".join(draw_jobs().all_text().split())
 
 
 def _records_in_every_state() -> list[Any]:
@@ -177,39 +179,57 @@ def test_jobs_in_every_state(addon: Addon) -> None:
     assert tl.args[0] == "HIPTAH_UL_jobs" and tl.args[3] == "hiptah_jobs"
     assert layout.operators("hiptah.clear_finished")
 
+    from hiptah_blender.blender.panels import STATE_ICONS
+
     rows = {item.state: draw_row(item) for item in wm.hiptah_jobs}
     by_state = {r.state.value: r for r in records}
     for state, row in rows.items():
+        record = by_state[state]
         actions = {c.args[0] for c in row.operators()}
-        assert all(c.result.local_id == by_state[state].local_id for c in row.operators())
-        if state in ("waiting", "submitting", "queued", "processing", "downloading"):
+        assert all(c.result.local_id == record.local_id for c in row.operators())
+        # A row is the state at a glance and the prompt; the only other words: "40%".
+        label = next(c for c in row.find("label") if c.text == record.prompt)
+        assert label.kwargs["icon"] == STATE_ICONS[record.state]
+        assert label.layout.effective("alert") == (state == "failed")
+        fraction = record.estimated_fraction(time.time())
+        others = [t for t in row.texts() if t != record.prompt]
+        if record.state.is_active:
             assert "hiptah.cancel_job" in actions
-            (bar,) = row.find("progress")
-            assert bar.kwargs["type"] == "BAR" and 0.0 <= bar.kwargs["factor"] <= 1.0
-        if state == "waiting":
-            assert "waiting (plan allows 10 at once)" in row.texts("progress")
+            assert others == ([f"{fraction * 100:.0f}%"] if fraction is not None else []), others
+        else:
+            assert others == []
         if state == "processing":
-            (bar,) = row.find("progress")
-            assert bar.kwargs["factor"] == pytest.approx(0.4)
-            assert bar.text.startswith("processing 40%") and "left" in bar.text
+            assert others == ["40%"]
         if state in ("downloaded", "imported"):
             assert {"hiptah.import_job", "hiptah.remove_job"} <= actions
         if state in ("failed", "cancelled"):
             assert {"hiptah.retry_job", "hiptah.remove_job"} <= actions
-        if state == "failed":
-            err = next(c for c in row.find("label") if "generation limit" in c.text)
-            assert err.layout.effective("alert")
 
-    # Details of the selected failed job: message and hint.
-    wm.hiptah_jobs_index = [i.state for i in wm.hiptah_jobs].index("failed")
-    details = draw_jobs()
-    text = " ".join(details.all_text().split())  # wrapped over several labels
-    assert "generation limit is reached" in text and "Upgrade your plan" in text
+    # The detail box of each job says its state in words (bar for active jobs).
+    def details(state: str) -> RecordingLayout:
+        wm.hiptah_jobs_index = [i.state for i in wm.hiptah_jobs].index(state)
+        return draw_jobs()
+
+    waiting = details("waiting")
+    assert waiting.texts("progress") == ["waiting"] and "plan allows 10 at once" in waiting.texts()
+    processing = details("processing")
+    (bar,) = processing.find("progress")
+    assert bar.text == "processing 40%" and bar.kwargs["type"] == "BAR"
+    assert bar.kwargs["factor"] == pytest.approx(0.4)
+    assert any(t.startswith("~") and t.endswith("left") for t in processing.texts()), processing.texts()
+    assert "Imported after 40 s" in details("imported").texts()
+    assert "Cancelled" in details("cancelled").texts()
+    assert "job in state processing" in details("processing").texts()  # the whole prompt
+
+    # Details of the selected failed job: message and hint, each once.
+    text = " ".join(details("failed").all_text().split())  # wrapped over several labels
+    assert text.count("generation limit is reached") == 1 and text.count("Upgrade your plan") == 1
+    assert "Failed after 40 s" in text
 
     # The status line counts what runs and what waits for a slot.
     rt.snapshots = {r.local_id: r for r in records}
     main = draw_main()
-    assert "4 running, 1 waiting (plan limit 10)" in main.texts()
+    assert "4 running, 1 waiting (plan limit 10)" in " ".join(main.all_text().split())
 
 
 def test_import_error_shown_in_row_and_details(addon: Addon) -> None:
@@ -224,8 +244,10 @@ def test_import_error_shown_in_row_and_details(addon: Addon) -> None:
     )
     runtime.sync_mirror([record])
     row = draw_row(bpy.context.window_manager.hiptah_jobs[0])
-    assert any(c.layout.effective("alert") and "could not be imported" in c.text for c in row.find("label"))
-    assert "The file is kept." in " ".join(draw_jobs().all_text().split())
+    (label,) = row.find("label")  # the prompt, red, with the error icon; the words are below
+    assert label.text == record.prompt and label.layout.effective("alert") and label.kwargs["icon"] == "ERROR"
+    details = " ".join(draw_jobs().all_text().split())
+    assert "could not be imported" in details and "The file is kept." in details
 
 
 def test_draw_does_no_io_and_no_heavy_imports(addon: Addon, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,12 +288,18 @@ def test_unreachable_server_shown_in_row_status_and_details(addon: Addon, monkey
     monkeypatch.setattr(rt.scheduler, "transient_error", lambda local_id: errors_now.get(local_id))
     assert rt._watch_unreachable() and rt.unreachable == {record.local_id: lost}
 
+    from hiptah_blender.blender import panels
+
     row = draw_row(bpy.context.window_manager.hiptah_jobs[0])
-    (bar,) = row.find("progress")
-    assert bar.text == "retrying: Could not reach 127.0.0.1 (ConnectionError)." and bar.layout.effective("alert")
+    (label,) = row.find("label")  # no ring while it waits: red, with the retry icon
+    assert label.text == record.prompt and label.layout.effective("alert") and label.kwargs["icon"] == "FILE_REFRESH"
+    assert panels.row_text(rt, record) == "retrying: Could not reach 127.0.0.1 (ConnectionError)."
     main = " ".join(draw_main().all_text().split())
     assert "Could not reach 127.0.0.1" in main and "1 job retrying" in main and "Ready" not in main
-    assert "Check your internet connection." in " ".join(draw_jobs().all_text().split())
+    assert "Check your internet connection." in main
+    # The detail box points to the status line instead of repeating the error.
+    details = " ".join(draw_jobs().all_text().split())
+    assert "Could not reach" not in details and "Cause: the message at the top of the panel." in details
 
     errors_now.clear()  # a poll went through
     assert rt._watch_unreachable() and rt.unreachable == {}

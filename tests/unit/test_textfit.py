@@ -69,3 +69,13 @@ def test_label_width_follows_the_region_and_the_ui_scale() -> None:
     # At 2x UI scale the margins double: a region twice as wide leaves twice the text width.
     assert textfit.label_width(600, 2.0) == pytest.approx(2 * narrow)
     assert textfit.label_width(10, 1.0) == 40  # never below two units
+
+
+def test_menus_side_by_side_only_when_the_widest_text_fits_half_the_room() -> None:
+    # 291 px region at scale 1: about 229 px for two menu buttons, 24 px of each is arrow/margin.
+    assert textfit.fit_in_columns(291, 1.0, [80.0, 85.0], 2)
+    assert textfit.fit_in_columns(291, 1.0, [90.5], 2) and not textfit.fit_in_columns(291, 1.0, [91.0], 2)
+    assert not textfit.fit_in_columns(210, 1.0, [80.0, 85.0], 2)
+    assert textfit.fit_in_columns(210, 1.0, [80.0, 85.0], 1)  # one a line always fits better
+    # Twice the UI scale, twice the pixels: the same answer.
+    assert textfit.fit_in_columns(291, 1.0, [85.0], 2) == textfit.fit_in_columns(582, 2.0, [170.0], 2)

@@ -129,7 +129,7 @@ class GuiBlender:
             # Which root ``ui_env.sh run`` uses (a root built elsewhere, read-only here).
             **{k: os.environ[k] for k in ("HIPTAH_UI_ROOT",) if k in os.environ},
         }
-        if os.environ.get("HIPTAH_UI_ROOT"):  # ui_env.sh run must find the same root
+        if os.environ.get("HIPTAH_UI_ROOT"):  # ui_env.sh run must use the same root the suite built
             env["HIPTAH_UI_ROOT"] = os.environ["HIPTAH_UI_ROOT"]
         env.update(self.extra_env)
         return env
