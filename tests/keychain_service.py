@@ -50,7 +50,7 @@ class SecretService:
 
     def __init__(self, workdir: Path, timeout: float = 30.0, wrap: Callable[..., list[str]] | None = None) -> None:
         """``wrap`` turns the command line into one that runs elsewhere, e.g. inside the
-        GUI suite's Debian root (gui.session.inside); ``workdir`` must be visible there."""
+        GUI suite's Debian root (tests.ui.driver.session.inside); ``workdir`` must be visible there."""
         self.dir = workdir
         home = workdir / "home"
         runtime = workdir / "run"

@@ -129,7 +129,7 @@ class AssetLibrary:
                 # Factory startup data, but not read_factory_settings: that also resets the
                 # preferences, which disables the installed add-on running this very batch.
                 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-        self._root = self._root_collection()
+        self._root = root_collection()
 
     def save(self) -> None:
         """Write the .blend (Blender writes a temporary file and renames it); wait for the
@@ -139,16 +139,6 @@ class AssetLibrary:
         with quiet_stdout(self.quiet):
             bpy.ops.wm.save_as_mainfile(filepath=str(self.path), check_existing=False, compress=True)
         self.dirty = False
-
-    def _root_collection(self) -> Any:
-        scene: Any = bpy.context.scene
-        for coll in scene.collection.children:
-            if coll.get("hiptah_root"):
-                return coll
-        coll = bpy.data.collections.new(ROOT_COLLECTION)
-        coll["hiptah_root"] = True
-        scene.collection.children.link(coll)
-        return coll
 
     # ------------------------------------------------------------------ queries
     def find(self, row_key: str) -> Any:
@@ -308,6 +298,18 @@ class AssetLibrary:
         self._preview_failures += 1
         if self._preview_failures == 1:
             self.log("warning: asset previews could not be rendered here; the assets have none")
+
+
+def root_collection() -> Any:
+    """The library file's top collection holding every asset (made when missing)."""
+    scene: Any = bpy.context.scene
+    for coll in scene.collection.children:
+        if coll.get("hiptah_root"):
+            return coll
+    coll = bpy.data.collections.new(ROOT_COLLECTION)
+    coll["hiptah_root"] = True
+    scene.collection.children.link(coll)
+    return coll
 
 
 def mark_asset(coll: Any, item: LibraryItem) -> None:

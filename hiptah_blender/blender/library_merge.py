@@ -23,7 +23,7 @@ from mathutils import Vector
 
 from .. import assets as asset_files
 from ..batch.merge import MergePlan, Pick
-from .library import GRID_COLUMNS, GRID_SPACING, ROOT_COLLECTION, quiet_stdout
+from .library import GRID_COLUMNS, GRID_SPACING, quiet_stdout, root_collection
 
 
 @dataclass
@@ -32,17 +32,6 @@ class MergeResult:
     already: int  # rows the target held before
     failed: list[str]  # "row key: reason"
     assets: int  # asset collections in the target after the merge
-
-
-def _root() -> Any:
-    scene: Any = bpy.context.scene
-    for coll in scene.collection.children:
-        if coll.get("hiptah_root"):
-            return coll
-    coll = bpy.data.collections.new(ROOT_COLLECTION)
-    coll["hiptah_root"] = True
-    scene.collection.children.link(coll)
-    return coll
 
 
 def _by_row_key() -> dict[str, Any]:
@@ -68,7 +57,7 @@ def merge_libraries(target: str | Path, plan: MergePlan, *, quiet: bool = True) 
             bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
         else:
             bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
-    root = _root()
+    root = root_collection()
     present = _by_row_key()
     already = sum(1 for p in plan.picks if p.row_key in present)
     todo: dict[Path, list[Pick]] = defaultdict(list)

@@ -30,7 +30,7 @@ from typing import Any
 from .import_cost import make_glb
 from .stats import emit, median
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 JOB_SECONDS = 30.0
 
 
@@ -46,7 +46,7 @@ def typical_glb(path: str) -> int:
 
 
 def start_sandbox(model: str) -> tuple[subprocess.Popen[str], str, str]:
-    cmd = [sys.executable, "-m", "bench.fixed_model_sandbox", "--model", model, "--", "--latency", "0",
+    cmd = [sys.executable, "-m", "scripts.benchmarks.fixed_model_sandbox", "--model", model, "--", "--latency", "0",
            "--plan", "enterprise", "--concurrency", "1000", "--quota", "1000000", "--port", "0",
            "--exit-with-parent", "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)

@@ -162,6 +162,12 @@ def test_zip_ships_only_code_that_runs(built: Build) -> None:
     with zipfile.ZipFile(built.zip_for("linux-x64")) as zf:
         ours = {n: zf.read(n).decode() for n in zf.namelist()
                 if not n.endswith("/") and not n.startswith("wheels/") and n != "blender_manifest.toml"}
+    # The one kind of data we ship: the translation catalogues, which blender/i18n.py reads
+    # from the package's locale/ folder at register().
+    catalogues = {n for n in ours if n.startswith("locale/") and n.endswith(".po")}
+    assert catalogues == {f"locale/{lang}.po" for lang in ("zh_HANS", "ja_JP", "es", "de_DE")}, sorted(catalogues)
+    assert '"locale"' in ours["blender/i18n.py"]
+    ours = {n: text for n, text in ours.items() if n not in catalogues}
     assert all(n.endswith(".py") for n in ours), sorted(ours)
     modules = {".".join(Path(n).with_suffix("").parts).removesuffix(".__init__").removesuffix("__init__")
                or "": n for n in ours}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from hiptah_blender.i18n import load_catalogs
-from reliability.bad_input import BAD_INPUTS, run_bad_input
 from sandbox.harness import SandboxServer
+from tests.reliability.harness.bad_input import BAD_INPUTS, run_bad_input
 
 CATALOGS = load_catalogs(Path(__file__).resolve().parents[2] / "hiptah_blender" / "locale")
 

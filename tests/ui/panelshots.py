@@ -14,8 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from gui.session import GuiBlender, GuiError
 from tests.ui.conftest import ADDON, ROOT
+from tests.ui.driver.session import GuiBlender, GuiError
 
 RECORDING_LAYOUT = ROOT / "tests" / "blender" / "recording_layout.py"
 MARGIN = 6  # px kept below the last panel when cropping

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from gui.session import GuiBlender
 from sandbox.harness import SandboxServer
 from tests.ui.conftest import ADDON, setup_addon
+from tests.ui.driver.session import GuiBlender
 from tests.ui.jobsteps import WAIT, generate, record, status_line, wait_state
 from tests.ui.panelshots import (
     assert_drawn_well,
