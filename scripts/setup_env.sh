@@ -43,9 +43,11 @@ fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
     && ! { command -v gnome-keyring-daemon && command -v dbus-run-session; } >/dev/null 2>&1; then
   echo "setup: installing gnome-keyring and dbus (apt-get) for the keychain tests"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnome-keyring dbus >/dev/null \
-    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
-         apt-get install -y -q --no-install-recommends gnome-keyring dbus >/dev/null; }
+  # flock: scripts/test.sh builds the GUI root (ui_env.sh may apt-get on the host) meanwhile.
+  DEBIAN_FRONTEND=noninteractive flock /tmp/hiptah-host-apt.lock \
+    apt-get install -y -q --no-install-recommends gnome-keyring dbus >/dev/null \
+    || { flock /tmp/hiptah-host-apt.lock apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+         flock /tmp/hiptah-host-apt.lock apt-get install -y -q --no-install-recommends gnome-keyring dbus >/dev/null; }
 fi
 
 if [ -f package.json ] && command -v npm >/dev/null 2>&1; then

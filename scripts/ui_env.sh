@@ -38,8 +38,10 @@ host_tools() {
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "ui_env: installing ${missing[*]} on the host"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # flock: setup_env.sh may apt-get on the host at the same time (scripts/test.sh).
+    flock /tmp/hiptah-host-apt.lock apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive flock /tmp/hiptah-host-apt.lock \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 }
 
